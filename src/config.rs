@@ -1,0 +1,204 @@
+//! Typed configuration. Every setting has a default that works; values come from the TOML file
+//! (`--config FILE`, `ALMANAC_CONFIG`, or `almanac.toml` in the working directory if present),
+//! then `ALMANAC_*` environment variables (`ALMANAC_DATABASE_URL`, `ALMANAC_LIMITS__MAX_LIMIT`,
+//! sections split by `__`), then command-line flags.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+use crate::auth::AuthMode;
+use crate::db::DbOptions;
+use crate::ingest::IngestLimits;
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address and port to listen on.
+    pub bind: String,
+    /// `sqlite://PATH` (the default, a file in the working directory) or `postgres://…`.
+    pub database_url: String,
+    /// How callers are identified.
+    pub auth: AuthMode,
+    /// HTTP worker threads; 0 means one per core.
+    pub workers: usize,
+    /// Log filter (tracing `EnvFilter` syntax), e.g. `info` or `almanac=debug`.
+    pub log: String,
+    pub database: DatabaseConfig,
+    pub limits: LimitsConfig,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// Connections in the pool.
+    pub pool_size: u32,
+    /// How long a request waits for a connection before a 503, in milliseconds.
+    pub connect_timeout_ms: u64,
+    /// SQLite `synchronous`: `FULL` (default; acknowledged events survive power loss) or
+    /// `NORMAL` (they survive a process crash; the last commits may be lost on power loss).
+    pub sqlite_synchronous: String,
+    /// How long an SQLite writer waits for the write lock, in milliseconds.
+    pub sqlite_busy_timeout_ms: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Page size when a query gives no `limit` (Panko's `default_api_return_limit`).
+    pub default_limit: u32,
+    /// Largest accepted `limit`.
+    pub max_limit: u32,
+    /// Most q items in one query.
+    pub max_q_items: usize,
+    /// Largest request body, in bytes.
+    pub max_body_bytes: usize,
+    /// Most events in one ingest batch.
+    pub max_batch_events: usize,
+    /// Longest string trait value, in bytes.
+    pub max_string_bytes: usize,
+    /// Most traits on one event.
+    pub max_traits_per_event: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            bind: "127.0.0.1:8977".into(),
+            database_url: "sqlite://almanac.db".into(),
+            auth: AuthMode::Headers,
+            workers: 0,
+            log: "info".into(),
+            database: DatabaseConfig::default(),
+            limits: LimitsConfig::default(),
+        }
+    }
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        let d = DbOptions::default();
+        DatabaseConfig {
+            pool_size: d.pool_size,
+            connect_timeout_ms: d.connect_timeout.as_millis() as u64,
+            sqlite_synchronous: d.sqlite_synchronous,
+            sqlite_busy_timeout_ms: d.sqlite_busy_timeout.as_millis() as u64,
+        }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            default_limit: 100,
+            max_limit: 10_000,
+            max_q_items: 100,
+            max_body_bytes: 32 * 1024 * 1024,
+            max_batch_events: 10_000,
+            max_string_bytes: 1024,
+            max_traits_per_event: 256,
+        }
+    }
+}
+
+/// Top-level keys that `ALMANAC_*` variables may set; other `ALMANAC_*` variables (such as
+/// `ALMANAC_CONFIG`) are not settings and are ignored here.
+const ENV_KEYS: &[&str] = &[
+    "bind",
+    "database_url",
+    "auth",
+    "workers",
+    "log",
+    "database",
+    "limits",
+];
+
+impl Config {
+    /// Loads file, then environment, then `overrides` (flags given on the command line).
+    pub fn load(file: Option<&Path>, overrides: &ConfigOverrides) -> anyhow::Result<Config> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        match file {
+            Some(path) => {
+                if !path.exists() {
+                    anyhow::bail!("config file {} does not exist", path.display());
+                }
+                figment = figment.merge(Toml::file_exact(path));
+            }
+            None => {
+                let default = PathBuf::from("almanac.toml");
+                if default.exists() {
+                    figment = figment.merge(Toml::file_exact(default));
+                }
+            }
+        }
+        figment = figment
+            .merge(
+                Env::prefixed("ALMANAC_")
+                    .split("__")
+                    .filter(|key| ENV_KEYS.contains(&key.as_str().split('.').next().unwrap_or(""))),
+            )
+            .merge(Serialized::defaults(overrides));
+        let config: Config = figment.extract()?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        let l = &self.limits;
+        anyhow::ensure!(
+            l.default_limit >= 1,
+            "limits.default_limit must be at least 1"
+        );
+        anyhow::ensure!(
+            l.max_limit >= l.default_limit,
+            "limits.max_limit must be at least limits.default_limit"
+        );
+        anyhow::ensure!(
+            l.max_batch_events >= 1,
+            "limits.max_batch_events must be at least 1"
+        );
+        anyhow::ensure!(
+            self.database.pool_size >= 1,
+            "database.pool_size must be at least 1"
+        );
+        let sync = self.database.sqlite_synchronous.to_ascii_uppercase();
+        anyhow::ensure!(
+            ["FULL", "NORMAL", "EXTRA"].contains(&sync.as_str()),
+            "database.sqlite_synchronous must be FULL, NORMAL or EXTRA"
+        );
+        Ok(())
+    }
+
+    pub fn db_options(&self) -> DbOptions {
+        DbOptions {
+            pool_size: self.database.pool_size,
+            connect_timeout: Duration::from_millis(self.database.connect_timeout_ms),
+            sqlite_synchronous: self.database.sqlite_synchronous.to_ascii_uppercase(),
+            sqlite_busy_timeout: Duration::from_millis(self.database.sqlite_busy_timeout_ms),
+        }
+    }
+
+    pub fn ingest_limits(&self) -> IngestLimits {
+        IngestLimits {
+            max_batch_events: self.limits.max_batch_events,
+            max_string_bytes: self.limits.max_string_bytes,
+            max_traits_per_event: self.limits.max_traits_per_event,
+        }
+    }
+}
+
+/// Settings given as flags; only those present override the file and environment.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ConfigOverrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bind: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth: Option<AuthMode>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workers: Option<usize>,
+}

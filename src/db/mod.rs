@@ -1,0 +1,96 @@
+//! Database access: one binary, two backends (SQLite, PostgreSQL), chosen by the URL scheme.
+//!
+//! Everything above this module sees [`Db`]: a pool of [`AnyConnection`]s and a `run` method that
+//! executes blocking diesel work on actix's blocking thread pool, never on the async executor.
+
+mod connection;
+pub mod migrations;
+pub mod schema;
+pub mod sql;
+
+pub use connection::{redact, AnyConnection, Backend, DatabaseUrl, MultiBackend};
+
+use std::time::Duration;
+
+use diesel::r2d2::{self, PooledConnection};
+use tracing::Span;
+
+use crate::error::ApiError;
+
+pub type Pool = r2d2::Pool<connection::Manager>;
+pub type Conn = PooledConnection<connection::Manager>;
+
+/// Pool and connection settings.
+#[derive(Clone, Debug)]
+pub struct DbOptions {
+    pub pool_size: u32,
+    /// How long a request waits for a free connection before it gets a 503.
+    pub connect_timeout: Duration,
+    /// SQLite `synchronous` pragma (`FULL` keeps acknowledged writes across power loss too).
+    pub sqlite_synchronous: String,
+    /// SQLite busy timeout: how long a writer waits for the write lock.
+    pub sqlite_busy_timeout: Duration,
+}
+
+impl Default for DbOptions {
+    fn default() -> Self {
+        DbOptions {
+            pool_size: 8,
+            connect_timeout: Duration::from_secs(5),
+            sqlite_synchronous: "FULL".into(),
+            sqlite_busy_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A handle to the store's database, cheap to clone.
+#[derive(Clone)]
+pub struct Db {
+    pool: Pool,
+    backend: Backend,
+}
+
+impl Db {
+    /// Opens the pool. Connections are made lazily except the first, so a wrong URL fails here.
+    pub fn open(url: &DatabaseUrl, options: &DbOptions) -> anyhow::Result<Db> {
+        let manager = connection::Manager::new(url.clone(), options);
+        let pool = r2d2::Pool::builder()
+            .max_size(options.pool_size)
+            .min_idle(Some(1))
+            .connection_timeout(options.connect_timeout)
+            .error_handler(Box::new(connection::LogErrors))
+            .build(manager)?;
+        Ok(Db {
+            pool,
+            backend: url.backend(),
+        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// A connection for synchronous callers (CLI commands, migrations, tests).
+    pub fn get(&self) -> Result<Conn, ApiError> {
+        self.pool.get().map_err(ApiError::from_pool)
+    }
+
+    /// Runs `f` with a pooled connection on the blocking thread pool. Taking the connection is
+    /// itself blocking, so it happens inside the closure too. The caller's tracing span (which
+    /// carries the request id) is entered on the blocking thread.
+    pub async fn run<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        F: FnOnce(&mut AnyConnection) -> Result<T, ApiError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let pool = self.pool.clone();
+        let span = Span::current();
+        actix_web::web::block(move || {
+            let _entered = span.enter();
+            let mut conn = pool.get().map_err(ApiError::from_pool)?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| ApiError::internal(anyhow::anyhow!("blocking task failed: {e}")))?
+    }
+}

@@ -1,0 +1,86 @@
+//! The tables, declared once for both backends (kept by hand: `diesel print-schema` differs per
+//! backend). Instants are BIGINT microseconds since the Unix epoch, UTC.
+//!
+//! The string traits `project_id` and `user_id` are stored only in `events` (they drive tenant
+//! scoping there); every other trait lives in the table of its type, keyed by (event, name) and
+//! indexed by (name, value, event) so that a trait filter is an index lookup.
+
+diesel::table! {
+    event_types (id) {
+        id -> BigInt,
+        name -> Text,
+    }
+}
+
+diesel::table! {
+    trait_names (id) {
+        id -> BigInt,
+        name -> Text,
+    }
+}
+
+diesel::table! {
+    events (id) {
+        id -> BigInt,
+        message_id -> Text,
+        event_type_id -> BigInt,
+        generated -> BigInt,
+        project_id -> Nullable<Text>,
+        user_id -> Nullable<Text>,
+        raw -> Text,
+    }
+}
+
+diesel::table! {
+    traits_string (event_id, name_id) {
+        event_id -> BigInt,
+        name_id -> BigInt,
+        value -> Text,
+    }
+}
+
+diesel::table! {
+    traits_integer (event_id, name_id) {
+        event_id -> BigInt,
+        name_id -> BigInt,
+        value -> BigInt,
+    }
+}
+
+diesel::table! {
+    traits_float (event_id, name_id) {
+        event_id -> BigInt,
+        name_id -> BigInt,
+        value -> Double,
+    }
+}
+
+diesel::table! {
+    traits_datetime (event_id, name_id) {
+        event_id -> BigInt,
+        name_id -> BigInt,
+        value -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// Which (trait name, type) pairs occur on an event type: answers
+    /// `/v2/event_types/{type}/traits` without scanning the trait tables.
+    event_type_traits (event_type_id, name_id, dtype) {
+        event_type_id -> BigInt,
+        name_id -> BigInt,
+        dtype -> SmallInt,
+    }
+}
+
+diesel::joinable!(events -> event_types (event_type_id));
+diesel::allow_tables_to_appear_in_same_query!(
+    event_types,
+    trait_names,
+    events,
+    traits_string,
+    traits_integer,
+    traits_float,
+    traits_datetime,
+    event_type_traits,
+);

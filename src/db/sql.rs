@@ -1,0 +1,121 @@
+//! A small SQL builder for the queries whose shape depends on the request (trait filters, sort,
+//! markers, scoping). It writes the same SQL for both backends: binds are emitted through diesel,
+//! which renders each backend's placeholder (`?` or `$n`), so no SQL text here is backend-specific.
+
+use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
+use diesel::sql_types::{BigInt, Double, Nullable, Text, Untyped};
+use diesel::{QueryResult, RunQueryDsl};
+
+use super::{AnyConnection, MultiBackend};
+
+/// A bound value.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Bind {
+    Text(String),
+    NullableText(Option<String>),
+    BigInt(i64),
+    Double(f64),
+}
+
+#[derive(Clone, Debug)]
+enum Part {
+    Sql(String),
+    Bind(Bind),
+}
+
+/// SQL text with interleaved binds, loadable into any `QueryableByName` row type.
+#[derive(Clone, Debug, Default)]
+pub struct Sql {
+    parts: Vec<Part>,
+    cacheable: bool,
+}
+
+impl Sql {
+    pub fn new(sql: &str) -> Sql {
+        Sql {
+            parts: vec![Part::Sql(sql.to_string())],
+            cacheable: true,
+        }
+    }
+
+    /// Appends SQL text.
+    pub fn push(&mut self, sql: &str) -> &mut Sql {
+        match self.parts.last_mut() {
+            Some(Part::Sql(s)) => s.push_str(sql),
+            _ => self.parts.push(Part::Sql(sql.to_string())),
+        }
+        self
+    }
+
+    /// Appends a placeholder bound to `value`.
+    pub fn bind(&mut self, value: Bind) -> &mut Sql {
+        self.parts.push(Part::Bind(value));
+        self
+    }
+
+    pub fn bind_text(&mut self, value: &str) -> &mut Sql {
+        self.bind(Bind::Text(value.to_string()))
+    }
+
+    pub fn bind_opt_text(&mut self, value: Option<&str>) -> &mut Sql {
+        self.bind(Bind::NullableText(value.map(str::to_string)))
+    }
+
+    pub fn bind_i64(&mut self, value: i64) -> &mut Sql {
+        self.bind(Bind::BigInt(value))
+    }
+
+    /// Appends `(?, ?, …)` for a non-empty list. Such statements vary in shape, so they are not
+    /// kept in the prepared-statement cache.
+    pub fn bind_list<I: IntoIterator<Item = Bind>>(&mut self, values: I) -> &mut Sql {
+        self.cacheable = false;
+        self.push("(");
+        for (i, v) in values.into_iter().enumerate() {
+            if i > 0 {
+                self.push(", ");
+            }
+            self.bind(v);
+        }
+        self.push(")")
+    }
+
+    /// The SQL text with `?` for binds (for logs and tests).
+    pub fn text(&self) -> String {
+        self.parts
+            .iter()
+            .map(|p| match p {
+                Part::Sql(s) => s.as_str(),
+                Part::Bind(_) => "?",
+            })
+            .collect()
+    }
+}
+
+impl QueryFragment<MultiBackend> for Sql {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, MultiBackend>) -> QueryResult<()> {
+        if !self.cacheable {
+            out.unsafe_to_cache_prepared();
+        }
+        for part in &self.parts {
+            match part {
+                Part::Sql(s) => out.push_sql(s),
+                Part::Bind(Bind::Text(v)) => out.push_bind_param::<Text, _>(v)?,
+                Part::Bind(Bind::NullableText(v)) => out.push_bind_param::<Nullable<Text>, _>(v)?,
+                Part::Bind(Bind::BigInt(v)) => out.push_bind_param::<BigInt, _>(v)?,
+                Part::Bind(Bind::Double(v)) => out.push_bind_param::<Double, _>(v)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+impl QueryId for Sql {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl Query for Sql {
+    type SqlType = Untyped;
+}
+
+impl RunQueryDsl<AnyConnection> for Sql {}

@@ -1,0 +1,190 @@
+//! One error type for the whole API, one JSON envelope, one mapping to status codes.
+//!
+//! The envelope is Panko's WSME shape, used for every error so clients parse one thing:
+//! `{"error_message": {"faultcode": "Client"|"Server", "faultstring": "...", "debuginfo": null}}`.
+//! Internal errors are logged (with the request id, by the request-id middleware) and answered
+//! with a generic text: SQL, file paths and driver messages never reach the client.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::ingest::{BatchError, EventProblem};
+use crate::query::QueryError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("Method {method} is not allowed on this resource. Allowed: {allow}")]
+    MethodNotAllowed { method: String, allow: String },
+    #[error("Only application/json responses are served; the Accept header does not allow them")]
+    NotAcceptable,
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// A batch with invalid events: every problem is listed, nothing was stored.
+    #[error("{message}")]
+    InvalidBatch {
+        message: String,
+        problems: Vec<EventProblem>,
+    },
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("Internal server error; it was logged with this request's id")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl ApiError {
+    pub fn bad_request(msg: impl Into<String>) -> ApiError {
+        ApiError::BadRequest(msg.into())
+    }
+
+    pub fn not_found(msg: impl Into<String>) -> ApiError {
+        ApiError::NotFound(msg.into())
+    }
+
+    pub fn internal(error: anyhow::Error) -> ApiError {
+        ApiError::Internal(error)
+    }
+
+    /// A pool that cannot hand out a connection means the database is down or overloaded.
+    pub fn from_pool(error: diesel::r2d2::PoolError) -> ApiError {
+        tracing::warn!(%error, "no database connection available");
+        ApiError::Unavailable(
+            "The database is unavailable; retry later. (No connection could be obtained in time.)"
+                .into(),
+        )
+    }
+
+    /// Panko's RBAC refusal (403).
+    pub fn rbac() -> ApiError {
+        ApiError::Forbidden("RBAC Authorization Failed".into())
+    }
+}
+
+impl From<diesel::result::Error> for ApiError {
+    fn from(error: diesel::result::Error) -> ApiError {
+        use diesel::result::{DatabaseErrorKind, Error};
+        match &error {
+            Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _) => {
+                ApiError::Unavailable("The database connection was lost; retry later.".into())
+            }
+            _ => ApiError::Internal(error.into()),
+        }
+    }
+}
+
+impl From<QueryError> for ApiError {
+    fn from(error: QueryError) -> ApiError {
+        ApiError::BadRequest(error.0)
+    }
+}
+
+impl From<BatchError> for ApiError {
+    fn from(error: BatchError) -> ApiError {
+        match error {
+            BatchError::TooManyEvents { .. } => ApiError::PayloadTooLarge(error.to_string()),
+            BatchError::Invalid(problems) => ApiError::InvalidBatch {
+                message: BatchError::Invalid(problems.clone()).to_string(),
+                problems,
+            },
+            BatchError::Malformed(_) | BatchError::Empty => ApiError::BadRequest(error.to_string()),
+        }
+    }
+}
+
+/// The error envelope, as documented in the OpenAPI document.
+#[derive(Debug, Serialize, serde::Deserialize, ToSchema)]
+pub struct ErrorBody {
+    pub error_message: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, serde::Deserialize, ToSchema)]
+pub struct ErrorDetail {
+    /// `Client` for 4xx, `Server` for 5xx.
+    #[schema(example = "Client")]
+    pub faultcode: String,
+    /// What was wrong, and what is accepted.
+    pub faultstring: String,
+    /// Always null (kept for Panko compatibility).
+    #[schema(value_type = Option<String>)]
+    pub debuginfo: Option<()>,
+    /// For a rejected ingest batch: every invalid event, by index.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    #[schema(value_type = Option<Vec<EventProblemSchema>>)]
+    pub errors: Option<Vec<serde_json::Value>>,
+}
+
+/// One invalid event of a rejected batch.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct EventProblemSchema {
+    /// Position in the batch (0-based).
+    index: usize,
+    /// The event's message_id, when readable.
+    message_id: Option<String>,
+    /// What is wrong with it.
+    reason: String,
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) | ApiError::InvalidBatch { .. } => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::NotAcceptable => StatusCode::NOT_ACCEPTABLE,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        let errors = match self {
+            ApiError::InvalidBatch { problems, .. } => Some(
+                problems
+                    .iter()
+                    .map(|p| serde_json::to_value(p).unwrap_or(serde_json::Value::Null))
+                    .collect(),
+            ),
+            _ => None,
+        };
+        let body = ErrorBody {
+            error_message: ErrorDetail {
+                faultcode: if status.is_server_error() {
+                    "Server"
+                } else {
+                    "Client"
+                }
+                .into(),
+                faultstring: self.to_string(),
+                debuginfo: None,
+                errors,
+            },
+        };
+        let mut response = HttpResponse::build(status);
+        if let ApiError::MethodNotAllowed { allow, .. } = self {
+            response.insert_header((header::ALLOW, allow.clone()));
+        }
+        if let ApiError::Unavailable(_) = self {
+            response.insert_header((header::RETRY_AFTER, "1"));
+        }
+        response.json(body)
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,86 @@
+//! The HTTP API: routes, middleware and the OpenAPI document, all built from one route list
+//! ([`api_routes`]) so that what is served and what is documented cannot drift apart.
+
+mod body;
+mod fallback;
+mod middleware;
+pub mod openapi;
+mod routes;
+pub mod views;
+
+use std::sync::Arc;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::{web, App};
+use utoipa::OpenApi;
+use utoipa_actix_web::AppExt;
+use utoipa_swagger_ui::{Config as SwaggerConfig, SwaggerUi};
+
+use crate::auth::Policy;
+use crate::config::Config;
+use crate::db::Db;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Db,
+    pub config: Arc<Config>,
+    pub policy: Arc<Policy>,
+}
+
+impl AppState {
+    pub fn new(db: Db, config: Config) -> AppState {
+        AppState {
+            db,
+            config: Arc::new(config),
+            policy: Arc::new(Policy::default()),
+        }
+    }
+}
+
+/// Every documented route. Registered through utoipa-actix-web so each one is also in the
+/// OpenAPI document.
+fn api_routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
+    routes::configure(cfg);
+}
+
+/// The OpenAPI document of the API (what `/openapi.json` serves and `api-spec/` holds).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    App::new()
+        .into_utoipa_app()
+        .openapi(openapi::ApiDoc::openapi())
+        .configure(api_routes)
+        .split_for_parts()
+        .1
+}
+
+/// The application, for `HttpServer::new` and for tests.
+pub fn app(
+    state: AppState,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let (app, api) = App::new()
+        .into_utoipa_app()
+        .openapi(openapi::ApiDoc::openapi())
+        .configure(api_routes)
+        .split_for_parts();
+    let allowed = Arc::new(fallback::RouteTable::from_openapi(&api));
+    app.app_data(web::Data::new(state))
+        .app_data(web::Data::from(allowed))
+        .service(
+            SwaggerUi::new("/docs/{_:.*}")
+                .url("/openapi.json", api)
+                // No call to the online validator: the page works without a network.
+                .config(SwaggerConfig::new(["/openapi.json"]).validator_url("none")),
+        )
+        .default_service(web::to(fallback::fallback))
+        .wrap(actix_web::middleware::from_fn(middleware::entry))
+}

@@ -1,0 +1,225 @@
+//! `/v2/events`: query (Panko), show one, and ingest (Almanac).
+
+use actix_web::{get, post, web, HttpRequest, HttpResponse};
+
+use crate::auth::{self, policy};
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::http::views::EventView;
+use crate::http::{body, AppState};
+use crate::ingest::decode_batch;
+use crate::model::time;
+use crate::query::{ensure_no_arguments, parse_event_query, ParseOptions};
+use crate::store;
+use crate::store::ingest::IngestOutcome;
+
+const Q_DOC: &str = "The q language: each item is (field, op, value, type), sent as parallel \
+arrays (q.field=a&q.op=eq&q.value=b&q.type=string&q.field=…), as indexed items \
+(q[0].field=a&q[0].value=b), or as a JSON body {\"q\": [{\"field\", \"op\", \"value\", \"type\"}]}. \
+Fields event_type and message_id take op eq; start_timestamp takes ge; end_timestamp takes le; \
+all_tenants (admins) lists every tenant's events; any other field is a trait filter of the given \
+type (default string).";
+
+/// A JSON body on GET: the same parameters as the query string (each in one place only).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct EventQueryBody {
+    q: Option<Vec<QueryItem>>,
+    limit: Option<u32>,
+    sort: Option<Vec<String>>,
+    marker: Option<String>,
+}
+
+/// One q item.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct QueryItem {
+    #[schema(example = "memory_mb")]
+    field: String,
+    /// lt, le, eq (default), ne, ge, gt.
+    #[schema(example = "gt")]
+    op: Option<String>,
+    #[schema(example = "2048")]
+    value: String,
+    /// string (default), integer, float, datetime.
+    #[schema(example = "integer")]
+    r#type: Option<String>,
+}
+
+/// List events matching the query, within the caller's scope, one page at a time.
+///
+/// Members see their own events (project_id and user_id traits); admins see their project's
+/// events and events without a project, or every event with the q item all_tenants=true.
+/// Page with `marker` = the last message_id of the previous page and the same q and sort.
+#[utoipa::path(
+    tag = "events",
+    params(
+        ("q.field" = Option<Vec<String>>, Query, description = Q_DOC),
+        ("q.op" = Option<Vec<String>>, Query, description = "lt, le, eq (default), ne, ge, gt; one per q.field"),
+        ("q.value" = Option<Vec<String>>, Query, description = "One per q.field"),
+        ("q.type" = Option<Vec<String>>, Query, description = "string (default), integer, float, datetime; one per q.field"),
+        ("limit" = Option<u32>, Query, description = "Page size; absent or 0: the configured default (100). At most the configured maximum (10,000)."),
+        ("sort" = Option<Vec<String>>, Query, description = "key[:dir], repeatable; keys generated, message_id; dir asc (default) or desc. Default generated:asc. message_id always ends the order as a tiebreaker."),
+        ("marker" = Option<String>, Query, description = "The message_id of the last event of the previous page"),
+        ("X-User-Id" = Option<String>, Header, description = "The caller's user (auth = headers)"),
+        ("X-Project-Id" = Option<String>, Header, description = "The caller's project (auth = headers)"),
+        ("X-Roles" = Option<String>, Header, description = "Comma-separated roles (auth = headers); admin is admin"),
+    ),
+    request_body(content = Option<EventQueryBody>, content_type = "application/json", description = "Optional: the parameters as a JSON body instead of the query string"),
+    responses(
+        (status = 200, description = "A page of events", body = Vec<EventView>),
+        (status = 400, description = "A bad query: the faultstring says what and what is accepted", body = ErrorBody),
+        (status = 403, description = "No user or project identity, or the policy refused", body = ErrorBody),
+        (status = 406, description = "The client does not accept JSON", body = ErrorBody),
+        (status = 413, description = "The body is too large", body = ErrorBody),
+        (status = 415, description = "A body that is not JSON", body = ErrorBody),
+        (status = 503, description = "The database is unavailable", body = ErrorBody),
+    )
+)]
+#[get("/v2/events")]
+pub async fn list_events(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> ApiResult<HttpResponse> {
+    let who = auth::authenticate(state.config.auth, &req)?;
+    // Authorization before input validation: an unidentified caller learns nothing.
+    if !who.has_context() || !state.policy.allows(policy::EVENTS_INDEX, &who) {
+        return Err(ApiError::rbac());
+    }
+    let limits = &state.config.limits;
+    let raw_body = body::read(&req, payload, limits.max_body_bytes).await?;
+    let json_body = body::query_body(&req, &raw_body)?;
+    let options = ParseOptions {
+        admin: state.policy.is_admin(&who),
+        max_limit: limits.max_limit,
+        max_q_items: limits.max_q_items,
+        max_value_bytes: limits.max_string_bytes,
+    };
+    let query = parse_event_query(req.query_string(), json_body, &options)?;
+    let scope = auth::event_scope(&state.policy, &who, policy::EVENTS_INDEX, query.all_tenants)?;
+    let limit = query.limit.unwrap_or(limits.default_limit);
+    let events = state
+        .db
+        .run(move |conn| store::events::list(conn, &query, &scope, limit))
+        .await?;
+    let views: Vec<EventView> = events.into_iter().map(EventView::from).collect();
+    Ok(HttpResponse::Ok().json(views))
+}
+
+/// One event by message_id, if it is within the caller's scope.
+#[utoipa::path(
+    tag = "events",
+    params(
+        ("message_id" = String, Path, description = "The event's message_id"),
+        ("X-User-Id" = Option<String>, Header, description = "The caller's user (auth = headers)"),
+        ("X-Project-Id" = Option<String>, Header, description = "The caller's project (auth = headers)"),
+        ("X-Roles" = Option<String>, Header, description = "Comma-separated roles (auth = headers)"),
+    ),
+    responses(
+        (status = 200, description = "The event", body = EventView),
+        (status = 400, description = "A query parameter was given (none are accepted)", body = ErrorBody),
+        (status = 403, description = "No user or project identity, or the policy refused", body = ErrorBody),
+        (status = 404, description = "No such event in the caller's scope", body = ErrorBody),
+        (status = 406, description = "The client does not accept JSON", body = ErrorBody),
+        (status = 503, description = "The database is unavailable", body = ErrorBody),
+    )
+)]
+#[get("/v2/events/{message_id}")]
+pub async fn show_event(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> ApiResult<HttpResponse> {
+    let who = auth::authenticate(state.config.auth, &req)?;
+    let scope = auth::event_scope(&state.policy, &who, policy::EVENTS_SHOW, false)?;
+    ensure_no_arguments(req.query_string(), None)?;
+    let message_id = path.into_inner();
+    let lookup = message_id.clone();
+    let event = state
+        .db
+        .run(move |conn| store::events::get(conn, &lookup, &scope))
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("Event {message_id} Not Found")))?;
+    Ok(HttpResponse::Ok().json(EventView::from(event)))
+}
+
+/// Ingest a batch of events (Almanac; Panko has no write API).
+///
+/// A JSON array of events in the shape the API returns (trait values as strings or JSON
+/// numbers; `type` may be omitted for strings and numbers), or NDJSON with
+/// `Content-Type: application/x-ndjson`. Ceilometer's `[name, dtype, value]` traits are accepted.
+/// The batch is validated whole: one invalid event rejects the batch with a 400 listing every
+/// invalid event, and nothing is stored. An event whose message_id is already stored (or repeats
+/// in the batch) is skipped and reported. A 201 is sent only after the batch is committed.
+#[utoipa::path(
+    tag = "events",
+    params(
+        ("X-User-Id" = Option<String>, Header, description = "The caller's user (auth = headers)"),
+        ("X-Project-Id" = Option<String>, Header, description = "The caller's project (auth = headers)"),
+        ("X-Roles" = Option<String>, Header, description = "Comma-separated roles (auth = headers); events:create needs admin by default"),
+    ),
+    request_body(content(
+        (Vec<IngestEvent> = "application/json"),
+        (IngestEvent = "application/x-ndjson"),
+    )),
+    responses(
+        (status = 201, description = "Committed", body = IngestOutcome),
+        (status = 400, description = "Malformed body or invalid events (each listed in error_message.errors); nothing stored", body = ErrorBody),
+        (status = 403, description = "The policy events:create refused", body = ErrorBody),
+        (status = 406, description = "The client does not accept JSON", body = ErrorBody),
+        (status = 413, description = "Body or batch too large", body = ErrorBody),
+        (status = 415, description = "Neither application/json nor application/x-ndjson", body = ErrorBody),
+        (status = 503, description = "The database is unavailable; nothing stored", body = ErrorBody),
+    )
+)]
+#[post("/v2/events")]
+pub async fn ingest_events(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> ApiResult<HttpResponse> {
+    let who = auth::authenticate(state.config.auth, &req)?;
+    auth::require_ingest(&state.policy, &who)?;
+    let format = body::batch_format(&req)?;
+    let raw_body = body::read(&req, payload, state.config.limits.max_body_bytes).await?;
+    let limits = state.config.ingest_limits();
+    let batch = decode_batch(&raw_body, format, &limits, time::now_micros())?;
+    let outcome = state
+        .db
+        .run(move |conn| store::ingest::insert_batch(conn, &batch))
+        .await?;
+    Ok(HttpResponse::Created().json(outcome))
+}
+
+/// An event to ingest.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct IngestEvent {
+    /// 1..255 bytes, unique; a UUID is generated when absent.
+    message_id: Option<String>,
+    /// 1..255 bytes.
+    #[schema(example = "compute.instance.create.end")]
+    event_type: String,
+    /// ISO 8601 (an offset is converted to UTC; none means UTC); receive time when absent.
+    #[schema(example = "2014-01-01T05:00:00Z")]
+    generated: Option<String>,
+    traits: Option<Vec<IngestTrait>>,
+    /// Any JSON; `{}` when absent.
+    #[schema(value_type = Option<Object>)]
+    raw: Option<serde_json::Value>,
+}
+
+/// A trait to ingest. `[name, dtype, value]` arrays (Ceilometer) are accepted too.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct IngestTrait {
+    /// 1..255 bytes; unique per type within an event.
+    #[schema(example = "memory_mb")]
+    name: String,
+    /// string, integer, float or datetime; inferred from a JSON string or number when absent.
+    #[schema(example = "integer")]
+    r#type: Option<String>,
+    /// A string or a JSON number.
+    #[schema(value_type = Object, example = 2048)]
+    value: serde_json::Value,
+}

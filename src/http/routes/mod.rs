@@ -1,0 +1,19 @@
+//! Route handlers: parse and authorize, then call the store.
+
+mod event_types;
+mod events;
+mod root;
+
+pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
+    cfg.service(root::versions)
+        .service(root::v2_version)
+        .service(root::healthcheck)
+        .service(root::capabilities)
+        .service(events::list_events)
+        .service(events::ingest_events)
+        .service(events::show_event)
+        .service(event_types::list_event_types)
+        .service(event_types::show_event_type)
+        .service(event_types::list_traits)
+        .service(event_types::list_trait_values);
+}

@@ -1,0 +1,316 @@
+//! Reading events: `GET /v2/events` (filters, scope, sort, marker) and `GET /v2/events/{id}`.
+
+use std::collections::HashMap;
+
+use diesel::RunQueryDsl;
+use serde_json::value::RawValue;
+
+use super::ingest::{bind_value, trait_table};
+use super::names::{self, NameTable};
+use super::op_sql;
+use super::rows::{EventRow, FloatTrait, IntTrait, MarkerRow, TextTrait};
+use crate::auth::EventScope;
+use crate::db::sql::{Bind, Sql};
+use crate::db::AnyConnection;
+use crate::error::ApiError;
+use crate::model::{is_tenancy_trait, Event, Trait, TraitType, TraitValue};
+use crate::query::{Direction, EventQuery, SortKey};
+
+const SELECT_EVENTS: &str = "SELECT e.id AS id, e.message_id AS message_id, t.name AS event_type, \
+     e.generated AS generated, e.project_id AS project_id, e.user_id AS user_id, e.raw AS raw \
+     FROM events e JOIN event_types t ON t.id = e.event_type_id WHERE 1 = 1";
+
+/// The sort actually applied: the keys given (or `generated asc`), cut after `message_id`, and
+/// always ending with `message_id` in the direction of the last key, so that every event has a
+/// unique position and marker paging never skips or repeats one.
+pub fn effective_sort(given: &[(SortKey, Direction)]) -> Vec<(SortKey, Direction)> {
+    let mut keys = Vec::with_capacity(2);
+    for &(key, dir) in given {
+        if keys.iter().any(|(k, _)| *k == key) {
+            continue;
+        }
+        keys.push((key, dir));
+        if key == SortKey::MessageId {
+            return keys;
+        }
+    }
+    if keys.is_empty() {
+        keys.push((SortKey::Generated, Direction::Asc));
+    }
+    let last_dir = keys[keys.len() - 1].1;
+    keys.push((SortKey::MessageId, last_dir));
+    keys
+}
+
+/// One page of events matching the query, within the caller's scope.
+pub fn list(
+    conn: &mut AnyConnection,
+    query: &EventQuery,
+    scope: &EventScope,
+    limit: u32,
+) -> Result<Vec<Event>, ApiError> {
+    let mut sql = Sql::new(SELECT_EVENTS);
+    push_scope(&mut sql, scope);
+
+    if let Some(event_type) = &query.event_type {
+        let ids = names::lookup(conn, NameTable::EventTypes, &[event_type.as_str()])?;
+        let Some(id) = ids.get(event_type) else {
+            return Ok(Vec::new());
+        };
+        sql.push(" AND e.event_type_id = ").bind_i64(*id);
+    }
+    if let Some(message_id) = &query.message_id {
+        sql.push(" AND e.message_id = ").bind_text(message_id);
+    }
+    if let Some(start) = query.start {
+        sql.push(" AND e.generated >= ").bind_i64(start);
+    }
+    if let Some(end) = query.end {
+        sql.push(" AND e.generated <= ").bind_i64(end);
+    }
+    if !push_trait_filters(conn, &mut sql, query)? {
+        return Ok(Vec::new());
+    }
+
+    let sort = effective_sort(&query.sort);
+    if let Some(marker) = &query.marker {
+        let position = marker_position(conn, marker, scope)?;
+        push_keyset(&mut sql, &sort, &position);
+    }
+    sql.push(" ORDER BY ");
+    for (i, (key, dir)) in sort.iter().enumerate() {
+        if i > 0 {
+            sql.push(", ");
+        }
+        sql.push(column(*key)).push(match dir {
+            Direction::Asc => " ASC",
+            Direction::Desc => " DESC",
+        });
+    }
+    sql.push(" LIMIT ").bind_i64(i64::from(limit));
+
+    let rows = sql.load::<EventRow>(conn)?;
+    with_traits(conn, rows)
+}
+
+/// One event by message_id, if it exists within the caller's scope.
+pub fn get(
+    conn: &mut AnyConnection,
+    message_id: &str,
+    scope: &EventScope,
+) -> Result<Option<Event>, ApiError> {
+    let mut sql = Sql::new(SELECT_EVENTS);
+    sql.push(" AND e.message_id = ").bind_text(message_id);
+    push_scope(&mut sql, scope);
+    let rows = sql.load::<EventRow>(conn)?;
+    Ok(with_traits(conn, rows)?.pop())
+}
+
+fn push_scope(sql: &mut Sql, scope: &EventScope) {
+    match scope {
+        EventScope::All => {}
+        EventScope::AdminProject(project) => {
+            sql.push(" AND (e.project_id = ")
+                .bind_text(project)
+                .push(" OR e.project_id IS NULL)");
+        }
+        EventScope::Member {
+            project_id,
+            user_id,
+        } => {
+            sql.push(" AND e.project_id = ")
+                .bind_text(project_id)
+                .push(" AND e.user_id = ")
+                .bind_text(user_id);
+        }
+    }
+}
+
+/// Adds one condition per trait filter. Returns false when a filter names a trait that no event
+/// has ever had, so nothing can match (even `ne` needs the trait to exist).
+fn push_trait_filters(
+    conn: &mut AnyConnection,
+    sql: &mut Sql,
+    query: &EventQuery,
+) -> Result<bool, ApiError> {
+    let names: Vec<&str> = query
+        .traits
+        .iter()
+        .filter(|f| !is_tenancy_trait(&f.name, f.value.trait_type()))
+        .map(|f| f.name.as_str())
+        .collect();
+    let name_ids = if names.is_empty() {
+        HashMap::new()
+    } else {
+        names::lookup(conn, NameTable::TraitNames, &names)?
+    };
+    for filter in &query.traits {
+        let trait_type = filter.value.trait_type();
+        let op = op_sql(filter.op);
+        if is_tenancy_trait(&filter.name, trait_type) {
+            // Stored as an event column; NULL (no such trait) never compares true, as in Panko.
+            sql.push(&format!(" AND e.{} {op} ", filter.name))
+                .bind(bind_value(&filter.value));
+            continue;
+        }
+        let Some(name_id) = name_ids.get(&filter.name) else {
+            return Ok(false);
+        };
+        sql.push(&format!(
+            " AND EXISTS (SELECT 1 FROM {} x WHERE x.event_id = e.id AND x.name_id = ",
+            trait_table(trait_type)
+        ))
+        .bind_i64(*name_id)
+        .push(&format!(" AND x.value {op} "))
+        .bind(bind_value(&filter.value))
+        .push(")");
+    }
+    Ok(true)
+}
+
+/// The sort-key values of the marker event. The marker must be visible to the caller: another
+/// tenant's message_id is "not found", so markers cannot probe for other tenants' events.
+fn marker_position(
+    conn: &mut AnyConnection,
+    marker: &str,
+    scope: &EventScope,
+) -> Result<MarkerRow, ApiError> {
+    let mut sql = Sql::new(
+        "SELECT e.generated AS generated, e.message_id AS message_id FROM events e WHERE e.message_id = ",
+    );
+    sql.bind_text(marker);
+    push_scope(&mut sql, scope);
+    sql.load::<MarkerRow>(conn)?.pop().ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "Marker {marker} not found. A marker is the message_id of the last event of the \
+             previous page, sent again with the same q, sort and limit."
+        ))
+    })
+}
+
+fn column(key: SortKey) -> &'static str {
+    match key {
+        SortKey::Generated => "e.generated",
+        SortKey::MessageId => "e.message_id",
+    }
+}
+
+fn marker_value(key: SortKey, marker: &MarkerRow) -> Bind {
+    match key {
+        SortKey::Generated => Bind::BigInt(marker.generated),
+        SortKey::MessageId => Bind::Text(marker.message_id.clone()),
+    }
+}
+
+/// Rows strictly after the marker in the sort order.
+fn push_keyset(sql: &mut Sql, sort: &[(SortKey, Direction)], marker: &MarkerRow) {
+    let cmp = |dir: Direction| match dir {
+        Direction::Asc => ">",
+        Direction::Desc => "<",
+    };
+    // One direction for all keys: a row-value comparison, which both backends serve from the
+    // (generated, message_id) index.
+    if sort.iter().all(|(_, d)| *d == sort[0].1) {
+        let columns: Vec<&str> = sort.iter().map(|(k, _)| column(*k)).collect();
+        sql.push(&format!(
+            " AND ({}) {} (",
+            columns.join(", "),
+            cmp(sort[0].1)
+        ));
+        for (i, (key, _)) in sort.iter().enumerate() {
+            if i > 0 {
+                sql.push(", ");
+            }
+            sql.bind(marker_value(*key, marker));
+        }
+        sql.push(")");
+        return;
+    }
+    // Mixed directions: (k1 > v1) OR (k1 = v1 AND k2 < v2) OR …
+    sql.push(" AND (");
+    for i in 0..sort.len() {
+        if i > 0 {
+            sql.push(" OR ");
+        }
+        sql.push("(");
+        for (key, _) in &sort[..i] {
+            sql.push(column(*key))
+                .push(" = ")
+                .bind(marker_value(*key, marker))
+                .push(" AND ");
+        }
+        let (key, dir) = sort[i];
+        sql.push(column(key))
+            .push(&format!(" {} ", cmp(dir)))
+            .bind(marker_value(key, marker))
+            .push(")");
+    }
+    sql.push(")");
+}
+
+/// Loads the traits of the given event rows (one query per trait type) and assembles events.
+fn with_traits(conn: &mut AnyConnection, rows: Vec<EventRow>) -> Result<Vec<Event>, ApiError> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    let mut traits: HashMap<i64, Vec<Trait>> = HashMap::with_capacity(rows.len());
+    let select = |t: TraitType| {
+        let mut sql = Sql::new(&format!(
+            "SELECT x.event_id AS event_id, n.name AS name, x.value AS value FROM {} x \
+             JOIN trait_names n ON n.id = x.name_id WHERE x.event_id IN ",
+            trait_table(t)
+        ));
+        sql.bind_list(ids.iter().map(|id| Bind::BigInt(*id)));
+        sql
+    };
+    let mut add = |event_id: i64, name: String, value: TraitValue| {
+        traits
+            .entry(event_id)
+            .or_default()
+            .push(Trait { name, value });
+    };
+    for r in select(TraitType::String).load::<TextTrait>(conn)? {
+        add(r.event_id, r.name, TraitValue::String(r.value));
+    }
+    for r in select(TraitType::Integer).load::<IntTrait>(conn)? {
+        add(r.event_id, r.name, TraitValue::Integer(r.value));
+    }
+    for r in select(TraitType::Float).load::<FloatTrait>(conn)? {
+        add(r.event_id, r.name, TraitValue::Float(r.value));
+    }
+    for r in select(TraitType::Datetime).load::<IntTrait>(conn)? {
+        add(r.event_id, r.name, TraitValue::Datetime(r.value));
+    }
+
+    rows.into_iter()
+        .map(|row| {
+            let mut event_traits = traits.remove(&row.id).unwrap_or_default();
+            for (name, value) in [("project_id", row.project_id), ("user_id", row.user_id)] {
+                if let Some(v) = value {
+                    event_traits.push(Trait {
+                        name: name.to_string(),
+                        value: TraitValue::String(v),
+                    });
+                }
+            }
+            event_traits.sort_by(|a, b| {
+                (a.name.as_str(), a.value.trait_type())
+                    .cmp(&(b.name.as_str(), b.value.trait_type()))
+            });
+            let raw = RawValue::from_string(row.raw).map_err(|e| {
+                ApiError::internal(anyhow::anyhow!(
+                    "stored raw of event {} is not JSON: {e}",
+                    row.id
+                ))
+            })?;
+            Ok(Event {
+                message_id: row.message_id,
+                event_type: row.event_type,
+                generated: row.generated,
+                traits: event_traits,
+                raw,
+            })
+        })
+        .collect()
+}

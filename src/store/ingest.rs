@@ -1,0 +1,219 @@
+//! Storing a validated batch: all of it in one transaction, duplicates skipped and reported.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use diesel::RunQueryDsl;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::names::{self, NameTable};
+use super::rows::IdMessage;
+use super::write_transaction;
+use crate::db::sql::{Bind, Sql};
+use crate::db::AnyConnection;
+use crate::error::ApiError;
+use crate::model::{is_tenancy_trait, NewEvent, TraitType, TraitValue};
+
+/// Events per INSERT (7 binds each) and trait rows per INSERT (3 binds each): well under
+/// SQLite's 32,766 and PostgreSQL's 65,535 bind parameters.
+const EVENT_CHUNK: usize = 1_000;
+const TRAIT_CHUNK: usize = 3_000;
+
+/// What happened to a batch. Returned with the 201, which is sent only after the commit.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize, ToSchema)]
+pub struct IngestOutcome {
+    /// Events in the batch.
+    pub received: usize,
+    /// Events stored by this request.
+    pub stored: usize,
+    /// message_ids not stored because an event with that id was already stored, or came earlier
+    /// in the same batch (first one wins). Each listed once per skipped event.
+    pub duplicates: Vec<String>,
+    /// The message_id of every event of the batch, in order (including generated ones).
+    pub message_ids: Vec<String>,
+}
+
+/// Stores a batch atomically: either every new event with all its traits, or nothing.
+pub fn insert_batch(
+    conn: &mut AnyConnection,
+    batch: &[NewEvent],
+) -> Result<IngestOutcome, ApiError> {
+    let mut seen = HashSet::with_capacity(batch.len());
+    let mut fresh: Vec<&NewEvent> = Vec::with_capacity(batch.len());
+    let mut duplicates = Vec::new();
+    for event in batch {
+        if seen.insert(event.message_id.as_str()) {
+            fresh.push(event);
+        } else {
+            duplicates.push(event.message_id.clone());
+        }
+    }
+
+    let stored_ids = write_transaction(conn, |conn| store_events(conn, &fresh))?;
+
+    // An event that is in the batch but got no id was already stored (ON CONFLICT DO NOTHING).
+    let mut late_duplicates: Vec<String> = fresh
+        .iter()
+        .filter(|e| !stored_ids.contains_key(e.message_id.as_str()))
+        .map(|e| e.message_id.clone())
+        .collect();
+    late_duplicates.append(&mut duplicates);
+    Ok(IngestOutcome {
+        received: batch.len(),
+        stored: stored_ids.len(),
+        duplicates: late_duplicates,
+        message_ids: batch.iter().map(|e| e.message_id.clone()).collect(),
+    })
+}
+
+/// Inside the transaction: interns names, inserts events and their traits. Returns the new
+/// events' ids by message_id.
+fn store_events(
+    conn: &mut AnyConnection,
+    events: &[&NewEvent],
+) -> Result<HashMap<String, i64>, ApiError> {
+    let type_names: BTreeSet<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
+    let type_names: Vec<&str> = type_names.into_iter().collect();
+    let type_ids = names::intern(conn, NameTable::EventTypes, &type_names)?;
+
+    let trait_names: BTreeSet<&str> = events
+        .iter()
+        .flat_map(|e| e.traits.iter().map(|t| t.name.as_str()))
+        .collect();
+    let trait_names: Vec<&str> = trait_names.into_iter().collect();
+    let name_ids = names::intern(conn, NameTable::TraitNames, &trait_names)?;
+
+    let mut ids = HashMap::with_capacity(events.len());
+    for chunk in events.chunks(EVENT_CHUNK) {
+        let mut sql = Sql::new(
+            "INSERT INTO events (message_id, event_type_id, generated, project_id, user_id, raw) VALUES ",
+        );
+        for (i, e) in chunk.iter().enumerate() {
+            sql.push(if i == 0 { "(" } else { ", (" });
+            sql.bind_text(&e.message_id)
+                .push(", ")
+                .bind_i64(id_of(&type_ids, &e.event_type)?)
+                .push(", ")
+                .bind_i64(e.generated)
+                .push(", ")
+                .bind_opt_text(e.string_trait("project_id"))
+                .push(", ")
+                .bind_opt_text(e.string_trait("user_id"))
+                .push(", ")
+                .bind_text(e.raw.get())
+                .push(")");
+        }
+        sql.push(" ON CONFLICT (message_id) DO NOTHING RETURNING id, message_id");
+        for row in sql.load::<IdMessage>(conn)? {
+            ids.insert(row.message_id, row.id);
+        }
+    }
+
+    insert_traits(conn, events, &ids, &name_ids)?;
+    record_event_type_traits(conn, events, &ids, &type_ids, &name_ids)?;
+    Ok(ids)
+}
+
+fn id_of(ids: &HashMap<String, i64>, name: &str) -> Result<i64, ApiError> {
+    ids.get(name)
+        .copied()
+        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("interned name {name:?} has no id")))
+}
+
+fn insert_traits(
+    conn: &mut AnyConnection,
+    events: &[&NewEvent],
+    ids: &HashMap<String, i64>,
+    name_ids: &HashMap<String, i64>,
+) -> Result<(), ApiError> {
+    for trait_type in TraitType::ALL {
+        let mut rows: Vec<(i64, i64, Bind)> = Vec::new();
+        for event in events {
+            let Some(&event_id) = ids.get(&event.message_id) else {
+                continue; // a duplicate: not stored
+            };
+            for t in &event.traits {
+                if t.value.trait_type() != trait_type || is_tenancy_trait(&t.name, trait_type) {
+                    continue;
+                }
+                rows.push((event_id, id_of(name_ids, &t.name)?, bind_value(&t.value)));
+            }
+        }
+        // Sorted by the lookup index's key order: fewer page splits in the (name, value) index.
+        rows.sort_by_key(|(event_id, name_id, _)| (*name_id, *event_id));
+        for chunk in rows.chunks(TRAIT_CHUNK) {
+            let mut sql = Sql::new(&format!(
+                "INSERT INTO {} (event_id, name_id, value) VALUES ",
+                trait_table(trait_type)
+            ));
+            for (i, (event_id, name_id, value)) in chunk.iter().enumerate() {
+                sql.push(if i == 0 { "(" } else { ", (" });
+                sql.bind_i64(*event_id)
+                    .push(", ")
+                    .bind_i64(*name_id)
+                    .push(", ")
+                    .bind(value.clone())
+                    .push(")");
+            }
+            sql.execute(conn)?;
+        }
+    }
+    Ok(())
+}
+
+/// Remembers which (name, type) pairs each event type has, for `/v2/event_types/{t}/traits`.
+fn record_event_type_traits(
+    conn: &mut AnyConnection,
+    events: &[&NewEvent],
+    ids: &HashMap<String, i64>,
+    type_ids: &HashMap<String, i64>,
+    name_ids: &HashMap<String, i64>,
+) -> Result<(), ApiError> {
+    let mut pairs = BTreeSet::new();
+    for event in events.iter().filter(|e| ids.contains_key(&e.message_id)) {
+        let type_id = id_of(type_ids, &event.event_type)?;
+        for t in &event.traits {
+            pairs.insert((
+                type_id,
+                id_of(name_ids, &t.name)?,
+                t.value.trait_type().code(),
+            ));
+        }
+    }
+    let pairs: Vec<_> = pairs.into_iter().collect();
+    for chunk in pairs.chunks(TRAIT_CHUNK) {
+        let mut sql =
+            Sql::new("INSERT INTO event_type_traits (event_type_id, name_id, dtype) VALUES ");
+        for (i, (type_id, name_id, dtype)) in chunk.iter().enumerate() {
+            sql.push(if i == 0 { "(" } else { ", (" });
+            sql.bind_i64(*type_id)
+                .push(", ")
+                .bind_i64(*name_id)
+                .push(", ")
+                .bind_i64(i64::from(*dtype))
+                .push(")");
+        }
+        sql.push(" ON CONFLICT DO NOTHING");
+        sql.execute(conn)?;
+    }
+    Ok(())
+}
+
+/// The table holding traits of this type.
+pub(crate) fn trait_table(t: TraitType) -> &'static str {
+    match t {
+        TraitType::String => "traits_string",
+        TraitType::Integer => "traits_integer",
+        TraitType::Float => "traits_float",
+        TraitType::Datetime => "traits_datetime",
+    }
+}
+
+pub(crate) fn bind_value(v: &TraitValue) -> Bind {
+    match v {
+        TraitValue::String(s) => Bind::Text(s.clone()),
+        TraitValue::Integer(i) => Bind::BigInt(*i),
+        TraitValue::Float(f) => Bind::Double(*f),
+        TraitValue::Datetime(m) => Bind::BigInt(*m),
+    }
+}

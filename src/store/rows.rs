@@ -1,0 +1,91 @@
+//! Row types loaded by the store's queries.
+
+use diesel::sql_types::{BigInt, Double, Nullable, SmallInt, Text};
+use diesel::QueryableByName;
+
+#[derive(QueryableByName, Debug)]
+pub struct EventRow {
+    #[diesel(sql_type = BigInt)]
+    pub id: i64,
+    #[diesel(sql_type = Text)]
+    pub message_id: String,
+    #[diesel(sql_type = Text)]
+    pub event_type: String,
+    #[diesel(sql_type = BigInt)]
+    pub generated: i64,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub project_id: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub user_id: Option<String>,
+    #[diesel(sql_type = Text)]
+    pub raw: String,
+}
+
+/// The sort-key values of a marker event.
+#[derive(QueryableByName, Debug)]
+pub struct MarkerRow {
+    #[diesel(sql_type = BigInt)]
+    pub generated: i64,
+    #[diesel(sql_type = Text)]
+    pub message_id: String,
+}
+
+#[derive(QueryableByName, Debug)]
+pub struct IdName {
+    #[diesel(sql_type = BigInt)]
+    pub id: i64,
+    #[diesel(sql_type = Text)]
+    pub name: String,
+}
+
+#[derive(QueryableByName, Debug)]
+pub struct IdMessage {
+    #[diesel(sql_type = BigInt)]
+    pub id: i64,
+    #[diesel(sql_type = Text)]
+    pub message_id: String,
+}
+
+#[derive(QueryableByName, Debug)]
+pub struct Name {
+    #[diesel(sql_type = Text)]
+    pub name: String,
+}
+
+#[derive(QueryableByName, Debug)]
+pub struct NameType {
+    #[diesel(sql_type = Text)]
+    pub name: String,
+    #[diesel(sql_type = SmallInt)]
+    pub dtype: i16,
+}
+
+#[derive(QueryableByName, Debug)]
+pub struct TextTrait {
+    #[diesel(sql_type = BigInt)]
+    pub event_id: i64,
+    #[diesel(sql_type = Text)]
+    pub name: String,
+    #[diesel(sql_type = Text)]
+    pub value: String,
+}
+
+#[derive(QueryableByName, Debug)]
+pub struct IntTrait {
+    #[diesel(sql_type = BigInt)]
+    pub event_id: i64,
+    #[diesel(sql_type = Text)]
+    pub name: String,
+    #[diesel(sql_type = BigInt)]
+    pub value: i64,
+}
+
+#[derive(QueryableByName, Debug)]
+pub struct FloatTrait {
+    #[diesel(sql_type = BigInt)]
+    pub event_id: i64,
+    #[diesel(sql_type = Text)]
+    pub name: String,
+    #[diesel(sql_type = Double)]
+    pub value: f64,
+}
