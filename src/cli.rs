@@ -56,6 +56,9 @@ enum Command {
         #[arg(long, default_value_t = 1000)]
         batch_size: usize,
     },
+    /// The benchmark harness: generate data, load it, run the query mix (docs/PERFORMANCE.md).
+    #[command(subcommand)]
+    Bench(crate::bench::BenchCommand),
     /// Print the OpenAPI document (the one api-spec/openapi.json holds).
     Openapi {
         /// Write to this file instead of standard output.
@@ -100,6 +103,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Import { file, batch_size } => import(&config, &file, batch_size),
+        Command::Bench(cmd) => crate::bench::run(cmd),
         Command::Openapi { output } => {
             let doc = openapi_json();
             match output {
@@ -182,13 +186,26 @@ fn serve(config: Config) -> anyhow::Result<()> {
 fn import(config: &Config, file: &Path, batch_size: usize) -> anyhow::Result<()> {
     anyhow::ensure!(batch_size >= 1, "--batch-size must be at least 1");
     let batch_size = batch_size.min(config.limits.max_batch_events);
-    let db = open_migrated(config)?;
     let now = time::now_micros();
     let limits = config.ingest_limits();
 
-    // Pass 1 validates everything; pass 2 stores. Nothing is stored from an invalid file.
+    // Both passes must read the same bytes: standard input is kept in a temporary file.
+    let stdin_copy;
+    let path = if file == Path::new("-") {
+        let mut tmp = tempfile::NamedTempFile::new()?;
+        std::io::copy(&mut std::io::stdin().lock(), &mut tmp)?;
+        stdin_copy = tmp;
+        stdin_copy.path()
+    } else {
+        file
+    };
+
+    // Pass 1 validates everything, before the database is even opened; pass 2 stores. Nothing
+    // is stored from an invalid file.
     let mut problems = Vec::new();
-    for_each_chunk(file, batch_size, |lines, body| {
+    let mut events = 0;
+    for_each_chunk(path, batch_size, |lines, body| {
+        events += lines.len();
         if let Err(error) = decode_batch(body, BatchFormat::Ndjson, &limits, now) {
             problems.extend(describe(error, lines));
         }
@@ -204,8 +221,11 @@ fn import(config: &Config, file: &Path, batch_size: usize) -> anyhow::Result<()>
             problems.len()
         );
     }
+    anyhow::ensure!(events > 0, "{}: no events to import", file.display());
+
+    let db = open_migrated(config)?;
     let (mut stored, mut duplicates, mut received) = (0, 0, 0);
-    for_each_chunk(file, batch_size, |_, body| {
+    for_each_chunk(path, batch_size, |_, body| {
         let batch = decode_batch(body, BatchFormat::Ndjson, &limits, now)
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         let mut conn = db.get().map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -230,13 +250,9 @@ fn for_each_chunk(
     size: usize,
     mut f: impl FnMut(&[usize], &[u8]) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
-    let reader: Box<dyn BufRead> = if file == Path::new("-") {
-        Box::new(std::io::stdin().lock())
-    } else {
-        let opened = std::fs::File::open(file)
-            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
-        Box::new(std::io::BufReader::new(opened))
-    };
+    let opened = std::fs::File::open(file)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+    let reader = std::io::BufReader::new(opened);
     let mut lines = Vec::with_capacity(size);
     let mut body = Vec::new();
     for (n, line) in reader.split(b'\n').enumerate() {

@@ -43,6 +43,8 @@ pub struct DatabaseConfig {
     pub sqlite_synchronous: String,
     /// How long an SQLite writer waits for the write lock, in milliseconds.
     pub sqlite_busy_timeout_ms: u64,
+    /// SQLite page cache of each pooled connection, in KiB.
+    pub sqlite_cache_kib: u32,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -86,6 +88,7 @@ impl Default for DatabaseConfig {
             connect_timeout_ms: d.connect_timeout.as_millis() as u64,
             sqlite_synchronous: d.sqlite_synchronous,
             sqlite_busy_timeout_ms: d.sqlite_busy_timeout.as_millis() as u64,
+            sqlite_cache_kib: d.sqlite_cache_kib,
         }
     }
 }
@@ -138,7 +141,11 @@ impl Config {
             .merge(
                 Env::prefixed("ALMANAC_")
                     .split("__")
-                    .filter(|key| ENV_KEYS.contains(&key.as_str().split('.').next().unwrap_or(""))),
+                    // figment filters before it lowercases the keys: compare case-insensitively.
+                    .filter(|key| {
+                        let section = key.as_str().split('.').next().unwrap_or("");
+                        ENV_KEYS.iter().any(|k| k.eq_ignore_ascii_case(section))
+                    }),
             )
             .merge(Serialized::defaults(overrides));
         let config: Config = figment.extract()?;
@@ -178,6 +185,7 @@ impl Config {
             connect_timeout: Duration::from_millis(self.database.connect_timeout_ms),
             sqlite_synchronous: self.database.sqlite_synchronous.to_ascii_uppercase(),
             sqlite_busy_timeout: Duration::from_millis(self.database.sqlite_busy_timeout_ms),
+            sqlite_cache_kib: self.database.sqlite_cache_kib,
         }
     }
 

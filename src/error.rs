@@ -78,6 +78,18 @@ impl From<diesel::result::Error> for ApiError {
             Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _) => {
                 ApiError::Unavailable("The database connection was lost; retry later.".into())
             }
+            // Transient contention: SQLite's write lock held past the busy timeout, or a
+            // PostgreSQL transaction chosen as a deadlock or serialization victim. Nothing was
+            // committed, so the same request can simply be sent again.
+            Error::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => {
+                ApiError::Unavailable("The database is busy; retry the request.".into())
+            }
+            Error::DatabaseError(_, info)
+                if info.message().contains("database is locked")
+                    || info.message().contains("deadlock detected") =>
+            {
+                ApiError::Unavailable("The database is busy; retry the request.".into())
+            }
             _ => ApiError::Internal(error.into()),
         }
     }
@@ -128,8 +140,10 @@ pub struct ErrorDetail {
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct EventProblemSchema {
-    /// Position in the batch (0-based).
+    /// Position in the batch (0-based; for NDJSON, among the non-blank lines).
     index: usize,
+    /// For NDJSON: the 1-based line of the body (blank lines count).
+    line: Option<usize>,
     /// The event's message_id, when readable.
     message_id: Option<String>,
     /// What is wrong with it.

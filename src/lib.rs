@@ -5,6 +5,7 @@
 //! `query` (the Panko q language), `ingest` (batch decoding) and `model` are pure and shared.
 
 pub mod auth;
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod db;

@@ -112,12 +112,14 @@ pub struct Manager {
 impl Manager {
     pub fn new(url: DatabaseUrl, options: &DbOptions) -> Manager {
         // WAL lets readers run beside the single writer; foreign keys are off by default in
-        // SQLite; the busy timeout makes a second writer wait instead of failing at once.
+        // SQLite; the busy timeout makes a second writer wait instead of failing at once; the
+        // default 2 MiB page cache is far too small to keep index interior pages while ingesting.
         let sqlite_setup = format!(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = {}; PRAGMA foreign_keys = ON; \
-             PRAGMA busy_timeout = {}; PRAGMA temp_store = MEMORY;",
+             PRAGMA busy_timeout = {}; PRAGMA temp_store = MEMORY; PRAGMA cache_size = -{};",
             options.sqlite_synchronous,
-            options.sqlite_busy_timeout.as_millis()
+            options.sqlite_busy_timeout.as_millis(),
+            options.sqlite_cache_kib
         );
         Manager { url, sqlite_setup }
     }

@@ -14,7 +14,7 @@ const SQLITE: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const POSTGRES: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 
 /// An arbitrary constant naming Almanac's migration lock ("almanac" in ASCII).
-const PG_LOCK_KEY: i64 = 0x616c_6d61_6e61_63;
+const PG_LOCK_KEY: i64 = 0x0061_6c6d_616e_6163;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 

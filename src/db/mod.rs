@@ -30,6 +30,8 @@ pub struct DbOptions {
     pub sqlite_synchronous: String,
     /// SQLite busy timeout: how long a writer waits for the write lock.
     pub sqlite_busy_timeout: Duration,
+    /// SQLite page cache per connection, in KiB.
+    pub sqlite_cache_kib: u32,
 }
 
 impl Default for DbOptions {
@@ -39,6 +41,7 @@ impl Default for DbOptions {
             connect_timeout: Duration::from_secs(5),
             sqlite_synchronous: "FULL".into(),
             sqlite_busy_timeout: Duration::from_secs(5),
+            sqlite_cache_kib: 16 * 1024,
         }
     }
 }

@@ -8,11 +8,16 @@ use futures_util::StreamExt;
 use crate::error::ApiError;
 use crate::ingest::BatchFormat;
 
-/// Reads the whole body, refusing more than `max` bytes.
-pub async fn read(req: &HttpRequest, mut payload: Payload, max: usize) -> Result<Bytes, ApiError> {
+/// Reads the whole body, refusing more than `max` bytes; `advice` ends the 413's text.
+pub async fn read(
+    req: &HttpRequest,
+    mut payload: Payload,
+    max: usize,
+    advice: &str,
+) -> Result<Bytes, ApiError> {
     let too_large = || {
         ApiError::PayloadTooLarge(format!(
-            "The request body is larger than the limit of {max} bytes; send smaller batches."
+            "The request body is larger than the limit of {max} bytes{advice}"
         ))
     };
     let declared = req
@@ -48,7 +53,7 @@ pub fn query_body<'a>(req: &HttpRequest, body: &'a Bytes) -> Result<Option<&'a [
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
-    if req.content_type() != "application/json" {
+    if !req.content_type().eq_ignore_ascii_case("application/json") {
         return Err(unknown_mimetype(req));
     }
     Ok(Some(body))
@@ -56,7 +61,8 @@ pub fn query_body<'a>(req: &HttpRequest, body: &'a Bytes) -> Result<Option<&'a [
 
 /// The format of an ingest body, from its content type.
 pub fn batch_format(req: &HttpRequest) -> Result<BatchFormat, ApiError> {
-    match req.content_type() {
+    // Media types are case-insensitive (RFC 9110).
+    match req.content_type().to_ascii_lowercase().as_str() {
         "application/json" => Ok(BatchFormat::JsonArray),
         "application/x-ndjson" | "application/jsonl" | "application/jsonlines" => {
             Ok(BatchFormat::Ndjson)
@@ -66,4 +72,15 @@ pub fn batch_format(req: &HttpRequest) -> Result<BatchFormat, ApiError> {
             unknown_mimetype(req)
         ))),
     }
+}
+
+/// A path parameter must be storable text: PostgreSQL cannot hold NUL characters, so a value
+/// with one names nothing that can exist.
+pub fn path_text(name: &str, value: String) -> Result<String, ApiError> {
+    if value.contains('\0') {
+        return Err(ApiError::bad_request(format!(
+            "The {name} in the path contains a NUL character; NUL characters are not accepted."
+        )));
+    }
+    Ok(value)
 }

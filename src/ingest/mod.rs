@@ -32,6 +32,9 @@ pub struct IngestLimits {
 pub struct EventProblem {
     /// Position in the batch (0-based; for NDJSON, the index among non-blank lines).
     pub index: usize,
+    /// For NDJSON, the 1-based line of the body the event is on (blank lines count).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
     /// The event's `message_id`, when it had a readable one.
     pub message_id: Option<String>,
     /// What is wrong, naming the field or trait.
@@ -50,6 +53,13 @@ pub enum BatchError {
     #[error("The batch holds more than {max} events; split it into batches of at most {max}.")]
     TooManyEvents { max: usize },
     /// Some events are invalid; nothing of the batch may be stored.
-    #[error("{} of the batch's events are invalid; nothing was stored", .0.len())]
+    #[error("{}; nothing was stored", invalid_count(.0.len()))]
     Invalid(Vec<EventProblem>),
+}
+
+fn invalid_count(n: usize) -> String {
+    match n {
+        1 => "1 event of the batch is invalid".to_string(),
+        n => format!("{n} events of the batch are invalid"),
+    }
 }

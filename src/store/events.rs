@@ -8,17 +8,24 @@ use serde_json::value::RawValue;
 use super::ingest::{bind_value, trait_table};
 use super::names::{self, NameTable};
 use super::op_sql;
-use super::rows::{EventRow, FloatTrait, IntTrait, MarkerRow, TextTrait};
+use super::rows::{Count, EventRow, FloatTrait, IntTrait, MarkerRow, TextTrait};
 use crate::auth::EventScope;
 use crate::db::sql::{Bind, Sql};
 use crate::db::AnyConnection;
 use crate::error::ApiError;
 use crate::model::{is_tenancy_trait, Event, Trait, TraitType, TraitValue};
-use crate::query::{Direction, EventQuery, SortKey};
+use crate::query::{Direction, EventQuery, Op, SortKey};
+
+const COLUMNS: &str = "SELECT e.id AS id, e.message_id AS message_id, t.name AS event_type, \
+     e.generated AS generated, e.project_id AS project_id, e.user_id AS user_id, e.raw AS raw";
 
 const SELECT_EVENTS: &str = "SELECT e.id AS id, e.message_id AS message_id, t.name AS event_type, \
      e.generated AS generated, e.project_id AS project_id, e.user_id AS user_id, e.raw AS raw \
      FROM events e JOIN event_types t ON t.id = e.event_type_id WHERE 1 = 1";
+
+/// A trait filter matching fewer events than this drives the query from its index (see
+/// [`choose_driver`]); at least twice the page size.
+const DRIVER_CAP: i64 = 2_000;
 
 /// The sort actually applied: the keys given (or `generated asc`), cut after `message_id`, and
 /// always ending with `message_id` in the direction of the last key, so that every event has a
@@ -49,7 +56,27 @@ pub fn list(
     scope: &EventScope,
     limit: u32,
 ) -> Result<Vec<Event>, ApiError> {
-    let mut sql = Sql::new(SELECT_EVENTS);
+    let Some(filters) = resolve_trait_filters(conn, query)? else {
+        return Ok(Vec::new());
+    };
+    let driver = match query.message_id {
+        // The unique message_id index beats any trait index.
+        Some(_) => None,
+        None => choose_driver(conn, &filters, limit)?,
+    };
+    let mut sql = match driver {
+        Some(d) => {
+            let f = &filters[d];
+            let mut sql = Sql::new("WITH d AS MATERIALIZED (SELECT x.event_id AS event_id FROM ");
+            push_index_condition(&mut sql, f);
+            sql.push(") ").push(COLUMNS).push(
+                " FROM d CROSS JOIN events e JOIN event_types t ON t.id = e.event_type_id \
+                     WHERE e.id = d.event_id",
+            );
+            sql
+        }
+        None => Sql::new(SELECT_EVENTS),
+    };
     push_scope(&mut sql, scope);
 
     if let Some(event_type) = &query.event_type {
@@ -68,8 +95,10 @@ pub fn list(
     if let Some(end) = query.end {
         sql.push(" AND e.generated <= ").bind_i64(end);
     }
-    if !push_trait_filters(conn, &mut sql, query)? {
-        return Ok(Vec::new());
+    for (i, filter) in filters.iter().enumerate() {
+        if Some(i) != driver {
+            push_filter(&mut sql, filter);
+        }
     }
 
     let sort = effective_sort(&query.sort);
@@ -126,13 +155,26 @@ fn push_scope(sql: &mut Sql, scope: &EventScope) {
     }
 }
 
-/// Adds one condition per trait filter. Returns false when a filter names a trait that no event
-/// has ever had, so nothing can match (even `ne` needs the trait to exist).
-fn push_trait_filters(
+/// Where a trait filter's values are stored.
+enum Stored {
+    /// A tenancy trait, kept as an indexed event column.
+    Column(&'static str),
+    /// A trait table and the interned name.
+    Table { table: &'static str, name_id: i64 },
+}
+
+struct ResolvedFilter {
+    stored: Stored,
+    op: Op,
+    value: Bind,
+}
+
+/// Resolves trait names to where they are stored. `None` when a filter names a trait that no
+/// event has ever had, so nothing can match (even `ne` needs the trait to exist).
+fn resolve_trait_filters(
     conn: &mut AnyConnection,
-    sql: &mut Sql,
     query: &EventQuery,
-) -> Result<bool, ApiError> {
+) -> Result<Option<Vec<ResolvedFilter>>, ApiError> {
     let names: Vec<&str> = query
         .traits
         .iter()
@@ -144,28 +186,93 @@ fn push_trait_filters(
     } else {
         names::lookup(conn, NameTable::TraitNames, &names)?
     };
+    let mut resolved = Vec::with_capacity(query.traits.len());
     for filter in &query.traits {
         let trait_type = filter.value.trait_type();
-        let op = op_sql(filter.op);
-        if is_tenancy_trait(&filter.name, trait_type) {
-            // Stored as an event column; NULL (no such trait) never compares true, as in Panko.
-            sql.push(&format!(" AND e.{} {op} ", filter.name))
-                .bind(bind_value(&filter.value));
+        let stored = if is_tenancy_trait(&filter.name, trait_type) {
+            Stored::Column(if filter.name == "project_id" {
+                "e.project_id"
+            } else {
+                "e.user_id"
+            })
+        } else {
+            let Some(&name_id) = name_ids.get(&filter.name) else {
+                return Ok(None);
+            };
+            Stored::Table {
+                table: trait_table(trait_type),
+                name_id,
+            }
+        };
+        resolved.push(ResolvedFilter {
+            stored,
+            op: filter.op,
+            value: bind_value(&filter.value),
+        });
+    }
+    Ok(Some(resolved))
+}
+
+/// Picks the trait filter, if any, that should drive the query.
+///
+/// By default events are read in sort order and each trait filter is checked by a primary-key
+/// probe: fast when the filters match many events, since a page fills quickly. A filter that
+/// matches few events (a resource id, a rare state) would make that scan read most of the store,
+/// so the query starts from its (name, value) index instead and sorts the few matches. A capped
+/// count on the index tells the two cases apart cheaply. Neither backend's planner makes this
+/// choice reliably with LIMIT, so it is made here.
+fn choose_driver(
+    conn: &mut AnyConnection,
+    filters: &[ResolvedFilter],
+    limit: u32,
+) -> Result<Option<usize>, ApiError> {
+    let cap = DRIVER_CAP.max(2 * i64::from(limit));
+    let mut best: Option<(usize, i64)> = None;
+    for (i, f) in filters.iter().enumerate() {
+        if f.op == Op::Ne || matches!(f.stored, Stored::Column(_)) {
             continue;
         }
-        let Some(name_id) = name_ids.get(&filter.name) else {
-            return Ok(false);
-        };
-        sql.push(&format!(
-            " AND EXISTS (SELECT 1 FROM {} x WHERE x.event_id = e.id AND x.name_id = ",
-            trait_table(trait_type)
-        ))
-        .bind_i64(*name_id)
-        .push(&format!(" AND x.value {op} "))
-        .bind(bind_value(&filter.value))
-        .push(")");
+        let mut sql = Sql::new("SELECT COUNT(*) AS n FROM (SELECT x.event_id FROM ");
+        push_index_condition(&mut sql, f);
+        sql.push(" LIMIT ").bind_i64(cap).push(") c");
+        let n = sql.load::<Count>(conn)?.first().map_or(0, |c| c.n);
+        if n < cap && best.is_none_or(|(_, m)| n < m) {
+            best = Some((i, n));
+        }
     }
-    Ok(true)
+    Ok(best.map(|(i, _)| i))
+}
+
+/// `<table> x WHERE x.name_id = ? AND x.value <op> ?` for a trait-table filter.
+fn push_index_condition(sql: &mut Sql, f: &ResolvedFilter) {
+    if let Stored::Table { table, name_id } = f.stored {
+        sql.push(table)
+            .push(" x WHERE x.name_id = ")
+            .bind_i64(name_id)
+            .push(&format!(" AND x.value {} ", op_sql(f.op)))
+            .bind(f.value.clone());
+    }
+}
+
+/// The filter as a condition on the event `e`.
+fn push_filter(sql: &mut Sql, f: &ResolvedFilter) {
+    let op = op_sql(f.op);
+    match f.stored {
+        // NULL (no such trait) never compares true, as in Panko.
+        Stored::Column(column) => {
+            sql.push(&format!(" AND {column} {op} "))
+                .bind(f.value.clone());
+        }
+        Stored::Table { table, name_id } => {
+            sql.push(&format!(
+                " AND EXISTS (SELECT 1 FROM {table} x WHERE x.event_id = e.id AND x.name_id = "
+            ))
+            .bind_i64(name_id)
+            .push(&format!(" AND x.value {op} "))
+            .bind(f.value.clone())
+            .push(")");
+        }
+    }
 }
 
 /// The sort-key values of the marker event. The marker must be visible to the caller: another

@@ -89,3 +89,9 @@ pub struct FloatTrait {
     #[diesel(sql_type = Double)]
     pub value: f64,
 }
+
+#[derive(QueryableByName, Debug)]
+pub struct Count {
+    #[diesel(sql_type = BigInt)]
+    pub n: i64,
+}

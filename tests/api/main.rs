@@ -2,6 +2,13 @@
 
 mod support;
 
+mod cli;
+mod errors;
+mod event_types;
+mod events_query;
+mod ingest;
 mod migrations;
 mod openapi;
+mod paging;
 mod root;
+mod scoping;

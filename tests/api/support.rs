@@ -82,7 +82,6 @@ fn postgres_test_database_url() -> &'static str {
 /// A database of its own for one test; dropped with it.
 pub struct TestDb {
     pub url: String,
-    pub backend: Backend,
     cleanup: Cleanup,
 }
 
@@ -99,7 +98,6 @@ impl TestDb {
                 let url = format!("sqlite://{}", dir.path().join("almanac.db").display());
                 TestDb {
                     url,
-                    backend,
                     cleanup: Cleanup::SqliteDir(dir),
                 }
             }
@@ -114,7 +112,6 @@ impl TestDb {
                 let url = format!("{admin_url}?options=-csearch_path%3D{schema}");
                 TestDb {
                     url,
-                    backend,
                     cleanup: Cleanup::PostgresSchema { admin_url, schema },
                 }
             }
@@ -226,11 +223,10 @@ pub fn as_user(req: TestRequest, user: &str, project: &str, roles: &str) -> Test
         .insert_header(("X-Roles", roles))
 }
 
-/// The application on a fresh database.
+/// The application on a fresh database. The database is dropped with it.
 pub struct TestApp<S> {
     pub service: S,
-    pub state: AppState,
-    pub db: TestDb,
+    _db: TestDb,
 }
 
 pub async fn app(
@@ -257,9 +253,8 @@ pub async fn app_with(
 > {
     let db = TestDb::new(backend);
     let pool = db.open_migrated();
-    let state = AppState::new(pool, config);
-    let service = test::init_service(http::app(state.clone())).await;
-    TestApp { service, state, db }
+    let service = test::init_service(http::app(AppState::new(pool, config))).await;
+    TestApp { service, _db: db }
 }
 
 impl<S, B> TestApp<S>

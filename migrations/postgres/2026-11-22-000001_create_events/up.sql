@@ -22,10 +22,10 @@ CREATE TABLE events (
 );
 
 CREATE UNIQUE INDEX events_message_id ON events (message_id);
-CREATE INDEX events_generated ON events (generated, message_id);
-CREATE INDEX events_type_generated ON events (event_type_id, generated, message_id);
-CREATE INDEX events_project_generated ON events (project_id, generated, message_id);
-CREATE INDEX events_project_user_generated ON events (project_id, user_id, generated, message_id);
+CREATE INDEX events_generated ON events (generated);
+CREATE INDEX events_type_generated ON events (event_type_id, generated);
+CREATE INDEX events_project_generated ON events (project_id, generated);
+CREATE INDEX events_project_user_generated ON events (project_id, user_id, generated);
 
 CREATE TABLE traits_string (
     event_id BIGINT NOT NULL REFERENCES events (id) ON DELETE CASCADE,

@@ -22,12 +22,14 @@ CREATE TABLE events (
 );
 
 CREATE UNIQUE INDEX events_message_id ON events (message_id);
--- The default sort and the keyset marker: (generated, message_id).
-CREATE INDEX events_generated ON events (generated, message_id);
-CREATE INDEX events_type_generated ON events (event_type_id, generated, message_id);
+-- The default sort and the keyset marker. message_id, the tiebreaker, is not in these indexes:
+-- ties on a microsecond are rare, and both backends sort a run of equal keys incrementally,
+-- while 36 more bytes in four indexes would be a third of the store.
+CREATE INDEX events_generated ON events (generated);
+CREATE INDEX events_type_generated ON events (event_type_id, generated);
 -- Admin project scope and project_id filters; member scope (project and user).
-CREATE INDEX events_project_generated ON events (project_id, generated, message_id);
-CREATE INDEX events_project_user_generated ON events (project_id, user_id, generated, message_id);
+CREATE INDEX events_project_generated ON events (project_id, generated);
+CREATE INDEX events_project_user_generated ON events (project_id, user_id, generated);
 
 -- One table per trait type. The primary key (event_id, name_id) holds the value (WITHOUT ROWID:
 -- no separate row store), and the (name_id, value, event_id) index makes filters index lookups.

@@ -5,7 +5,7 @@ use actix_web::{get, web, HttpRequest, HttpResponse};
 use crate::auth::{self, require_event_types_access};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::views::{TraitDescriptionView, TraitView};
-use crate::http::AppState;
+use crate::http::{body, AppState};
 use crate::query::ensure_no_arguments;
 use crate::store;
 
@@ -90,7 +90,7 @@ pub async fn list_traits(
     state: web::Data<AppState>,
 ) -> ApiResult<HttpResponse> {
     admit(&req, &state)?;
-    let event_type = path.into_inner();
+    let event_type = body::path_text("event type", path.into_inner())?;
     let traits = state
         .db
         .run(move |conn| store::event_types::trait_descriptions(conn, &event_type))
@@ -132,6 +132,8 @@ pub async fn list_trait_values(
 ) -> ApiResult<HttpResponse> {
     admit(&req, &state)?;
     let (event_type, name) = path.into_inner();
+    let event_type = body::path_text("event type", event_type)?;
+    let name = body::path_text("trait name", name)?;
     let traits = state
         .db
         .run(move |conn| store::event_types::trait_values(conn, &event_type, &name))

@@ -87,7 +87,7 @@ pub async fn list_events(
         return Err(ApiError::rbac());
     }
     let limits = &state.config.limits;
-    let raw_body = body::read(&req, payload, limits.max_body_bytes).await?;
+    let raw_body = body::read(&req, payload, limits.max_body_bytes, ".").await?;
     let json_body = body::query_body(&req, &raw_body)?;
     let options = ParseOptions {
         admin: state.policy.is_admin(&who),
@@ -133,7 +133,7 @@ pub async fn show_event(
     let who = auth::authenticate(state.config.auth, &req)?;
     let scope = auth::event_scope(&state.policy, &who, policy::EVENTS_SHOW, false)?;
     ensure_no_arguments(req.query_string(), None)?;
-    let message_id = path.into_inner();
+    let message_id = body::path_text("message_id", path.into_inner())?;
     let lookup = message_id.clone();
     let event = state
         .db
@@ -181,7 +181,13 @@ pub async fn ingest_events(
     let who = auth::authenticate(state.config.auth, &req)?;
     auth::require_ingest(&state.policy, &who)?;
     let format = body::batch_format(&req)?;
-    let raw_body = body::read(&req, payload, state.config.limits.max_body_bytes).await?;
+    let raw_body = body::read(
+        &req,
+        payload,
+        state.config.limits.max_body_bytes,
+        "; send smaller batches.",
+    )
+    .await?;
     let limits = state.config.ingest_limits();
     let batch = decode_batch(&raw_body, format, &limits, time::now_micros())?;
     let outcome = state
