@@ -65,6 +65,30 @@ impl ApiError {
         )
     }
 
+    /// The same error for another request that shared its cause (a failed group commit).
+    /// Internal causes are carried as text.
+    pub fn replicate(&self) -> ApiError {
+        match self {
+            ApiError::BadRequest(s) => ApiError::BadRequest(s.clone()),
+            ApiError::Unauthorized(s) => ApiError::Unauthorized(s.clone()),
+            ApiError::Forbidden(s) => ApiError::Forbidden(s.clone()),
+            ApiError::NotFound(s) => ApiError::NotFound(s.clone()),
+            ApiError::MethodNotAllowed { method, allow } => ApiError::MethodNotAllowed {
+                method: method.clone(),
+                allow: allow.clone(),
+            },
+            ApiError::NotAcceptable => ApiError::NotAcceptable,
+            ApiError::PayloadTooLarge(s) => ApiError::PayloadTooLarge(s.clone()),
+            ApiError::UnsupportedMediaType(s) => ApiError::UnsupportedMediaType(s.clone()),
+            ApiError::InvalidBatch { message, problems } => ApiError::InvalidBatch {
+                message: message.clone(),
+                problems: problems.clone(),
+            },
+            ApiError::Unavailable(s) => ApiError::Unavailable(s.clone()),
+            ApiError::Internal(e) => ApiError::Internal(anyhow::anyhow!("{e:#}")),
+        }
+    }
+
     /// Panko's RBAC refusal (403).
     pub fn rbac() -> ApiError {
         ApiError::Forbidden("RBAC Authorization Failed".into())

@@ -190,6 +190,11 @@ pub struct Event {
     pub project: usize,
     #[serde(skip)]
     pub user: usize,
+    /// Index of the event type in [`event_types`].
+    #[serde(skip)]
+    pub kind: usize,
+    #[serde(skip)]
+    pub generated_micros: i64,
 }
 
 #[derive(Serialize)]
@@ -329,7 +334,8 @@ impl Generator {
         let slot_start = (u128::from(index) * SPAN_MICROS as u128 / u128::from(total)) as i64;
         let slot = (SPAN_MICROS as u64 / total).max(1);
         let generated = START_MICROS + slot_start + s.below(slot) as i64;
-        let kind = &KINDS[s.weighted(&self.kinds)];
+        let kind_index = s.weighted(&self.kinds);
+        let kind = &KINDS[kind_index];
         let project = s.weighted(&self.projects);
         let user = project + PROJECTS * s.below((USERS / PROJECTS) as u64) as usize;
         let message_id = s.uuid();
@@ -387,6 +393,8 @@ impl Generator {
             raw: Empty {},
             project,
             user,
+            kind: kind_index,
+            generated_micros: generated,
         }
     }
 }
@@ -412,6 +420,8 @@ pub struct Facts {
     /// Events per project and per user, by index.
     pub per_project: Vec<usize>,
     pub per_user: Vec<usize>,
+    /// Events per event type (as in [`event_types`]) and day of the month (0..30).
+    pub per_type_day: Vec<[usize; 30]>,
     /// About [`SAMPLES`] events spread evenly over the data set.
     pub samples: Vec<Sample>,
     stride: usize,
@@ -433,13 +443,14 @@ impl Facts {
             user_ids: generator.user_ids.clone(),
             per_project: vec![0; PROJECTS],
             per_user: vec![0; USERS],
+            per_type_day: vec![[0; 30]; KINDS.len()],
             samples: Vec::new(),
             stride: (generator.total as usize / SAMPLES).max(1),
         }
     }
 
     pub fn observe(&mut self, event: &Event) {
-        if self.events % self.stride == 0 && self.samples.len() < SAMPLES {
+        if self.events.is_multiple_of(self.stride) && self.samples.len() < SAMPLES {
             self.samples.push(Sample {
                 message_id: event.message_id.clone(),
                 user: event.user,
@@ -448,6 +459,8 @@ impl Facts {
         self.events += 1;
         self.per_project[event.project] += 1;
         self.per_user[event.user] += 1;
+        let day = ((event.generated_micros - START_MICROS) / DAY_MICROS) as usize;
+        self.per_type_day[event.kind][day] += 1;
     }
 
     /// Project indexes, most events first (ties by index, so the order is stable).

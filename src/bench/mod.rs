@@ -180,17 +180,23 @@ fn run_once(args: &RunArgs, backend: BenchBackend, data: &Dataset) -> anyhow::Re
     };
     let mut server = Server::start(&store, dir.path())?;
     eprintln!("bench: {label}: server at {}", server.base);
+    // The migrated, empty store: subtracted, so that bytes/event is what an event costs, not a
+    // share of PostgreSQL's catalog (about 7 MB) that would weigh on small runs.
+    let empty_store_bytes = store.size_bytes()?;
 
-    let loaded = load::load(&server.base, data, args.load_connections)
-        .map_err(|e| e.context(server.log_tail()))?;
+    let loaded = with_log(
+        &server,
+        load::load(&server.base, data, args.load_connections),
+    )?;
     eprintln!(
         "bench: {label}: loaded {} events in {:.1} s",
         loaded.events, loaded.seconds
     );
 
+    store.settle()?;
     let mix = query::mix(&data.facts, &server.base)
-        .and_then(|mix| query::verify(&server.base, &mix).map(|()| mix))
-        .map_err(|e| e.context(server.log_tail()))?;
+        .and_then(|mix| query::verify(&server.base, &mix).map(|()| mix));
+    let mix = with_log(&server, mix)?;
 
     let sampler = RssSampler::start(server.pid().context("the server is not running")?);
     let duration = Duration::from_secs(args.duration);
@@ -198,8 +204,8 @@ fn run_once(args: &RunArgs, backend: BenchBackend, data: &Dataset) -> anyhow::Re
     for query in &mix {
         eprintln!("bench: {label}: query {} ({})", query.id, query.name);
         let result = wrk::run(&server.base, query, args.connections, duration, dir.path())
-            .and_then(|r| server.ensure_running().map(|()| r))
-            .map_err(|e| e.context(server.log_tail()))?;
+            .and_then(|r| server.ensure_running().map(|()| r));
+        let result = with_log(&server, result)?;
         queries.push(QueryReport {
             id: query.id,
             name: query.name.clone(),
@@ -226,12 +232,22 @@ fn run_once(args: &RunArgs, backend: BenchBackend, data: &Dataset) -> anyhow::Re
         load_seconds: loaded.seconds,
         ingest_events_per_s: loaded.events as f64 / loaded.seconds.max(f64::EPSILON),
         store_bytes,
-        bytes_per_event: store_bytes as f64 / data.facts.events as f64,
+        empty_store_bytes,
+        bytes_per_event: store_bytes.saturating_sub(empty_store_bytes) as f64
+            / data.facts.events as f64,
         max_rss_bytes,
         query_seconds: args.duration,
         connections: args.connections,
         queries,
     })
+}
+
+/// On failure, shows the end of the server's log first: the cause is often there.
+fn with_log<T>(server: &Server, result: anyhow::Result<T>) -> anyhow::Result<T> {
+    if result.is_err() {
+        eprintln!("{}", server.log_tail());
+    }
+    result
 }
 
 /// Samples a process's resident set every 100 ms on a thread of its own and keeps the maximum.

@@ -141,8 +141,18 @@ pub fn mix(facts: &Facts, base: &str) -> anyhow::Result<Vec<Query>> {
     });
 
     let mut windows = Vec::new();
-    for t in &types {
-        for day in DAYS {
+    for (kind, t) in types.iter().enumerate() {
+        let counts = &facts.per_type_day[kind];
+        // The standard days, where the type has events; a small data set may need another day.
+        let mut days: Vec<i64> = DAYS
+            .into_iter()
+            .filter(|&d| counts[d as usize] > 0)
+            .collect();
+        if days.is_empty() {
+            let busiest = (0..counts.len()).max_by_key(|&d| (counts[d], std::cmp::Reverse(d)));
+            days.extend(busiest.filter(|&d| counts[d] > 0).map(|d| d as i64));
+        }
+        for day in days {
             let start = gen::iso(START_MICROS + day * DAY_MICROS);
             let end = gen::iso(START_MICROS + (day + 1) * DAY_MICROS);
             let q = [

@@ -13,6 +13,9 @@ pub struct RunReport {
     /// The database on disk after the run (SQLite: the file after a WAL checkpoint;
     /// PostgreSQL: `pg_database_size`).
     pub store_bytes: u64,
+    /// The same, freshly migrated and empty.
+    pub empty_store_bytes: u64,
+    /// (store_bytes - empty_store_bytes) / events.
     pub bytes_per_event: f64,
     /// The server process's largest resident set during the query step.
     pub max_rss_bytes: u64,
@@ -38,7 +41,7 @@ fn grouped(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);

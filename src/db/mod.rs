@@ -51,12 +51,15 @@ impl Default for DbOptions {
 pub struct Db {
     pool: Pool,
     backend: Backend,
+    /// Opens connections outside the pool, for long-lived users (the ingest writer).
+    manager: std::sync::Arc<connection::Manager>,
 }
 
 impl Db {
     /// Opens the pool. Connections are made lazily except the first, so a wrong URL fails here.
     pub fn open(url: &DatabaseUrl, options: &DbOptions) -> anyhow::Result<Db> {
         let manager = connection::Manager::new(url.clone(), options);
+        let dedicated = std::sync::Arc::new(connection::Manager::new(url.clone(), options));
         let pool = r2d2::Pool::builder()
             .max_size(options.pool_size)
             .min_idle(Some(1))
@@ -66,11 +69,23 @@ impl Db {
         Ok(Db {
             pool,
             backend: url.backend(),
+            manager: dedicated,
         })
     }
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// A connection of its own, outside the pool, set up like pooled ones. The ingest writer
+    /// keeps one: SQLite discards a connection's page cache whenever another connection has
+    /// committed, so the one connection that writes should always be the same.
+    pub fn dedicated(&self) -> Result<AnyConnection, ApiError> {
+        use diesel::r2d2::ManageConnection;
+        self.manager.connect().map_err(|error| {
+            tracing::warn!(%error, "database connection failed");
+            ApiError::Unavailable("The database is unavailable; retry later.".into())
+        })
     }
 
     /// A connection for synchronous callers (CLI commands, migrations, tests).

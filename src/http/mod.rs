@@ -20,6 +20,7 @@ use utoipa_swagger_ui::{Config as SwaggerConfig, SwaggerUi};
 use crate::auth::Policy;
 use crate::config::Config;
 use crate::db::Db;
+use crate::store::writer::IngestWriter;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -27,14 +28,18 @@ pub struct AppState {
     pub db: Db,
     pub config: Arc<Config>,
     pub policy: Arc<Policy>,
+    /// Group commit for ingestion (starts its writer threads).
+    pub writer: IngestWriter,
 }
 
 impl AppState {
     pub fn new(db: Db, config: Config) -> AppState {
+        let writer = IngestWriter::start(db.clone(), config.db_options().connect_timeout);
         AppState {
             db,
             config: Arc::new(config),
             policy: Arc::new(Policy::default()),
+            writer,
         }
     }
 }

@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
+use diesel::connection::Connection;
 use diesel::RunQueryDsl;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -38,6 +39,32 @@ pub fn insert_batch(
     conn: &mut AnyConnection,
     batch: &[NewEvent],
 ) -> Result<IngestOutcome, ApiError> {
+    insert_batches(conn, &[batch])?.pop().unwrap_or_else(|| {
+        Err(ApiError::internal(anyhow::anyhow!(
+            "no outcome for a batch"
+        )))
+    })
+}
+
+/// Stores several batches in one transaction (group commit): one commit, so one disk flush, for
+/// all of them. Each batch runs in a savepoint of its own, so a batch that fails leaves the others
+/// intact; the outer error is the commit's, which fails them all.
+pub fn insert_batches(
+    conn: &mut AnyConnection,
+    batches: &[&[NewEvent]],
+) -> Result<Vec<Result<IngestOutcome, ApiError>>, ApiError> {
+    write_transaction(conn, |conn| {
+        Ok(batches
+            .iter()
+            .map(|batch| conn.transaction(|conn| insert_in_transaction(conn, batch)))
+            .collect())
+    })
+}
+
+fn insert_in_transaction(
+    conn: &mut AnyConnection,
+    batch: &[NewEvent],
+) -> Result<IngestOutcome, ApiError> {
     let mut seen = HashSet::with_capacity(batch.len());
     let mut fresh: Vec<&NewEvent> = Vec::with_capacity(batch.len());
     let mut duplicates = Vec::new();
@@ -49,7 +76,7 @@ pub fn insert_batch(
         }
     }
 
-    let stored_ids = write_transaction(conn, |conn| store_events(conn, &fresh))?;
+    let stored_ids = store_events(conn, &fresh)?;
 
     // An event that is in the batch but got no id was already stored (ON CONFLICT DO NOTHING).
     let mut late_duplicates: Vec<String> = fresh

@@ -6,6 +6,7 @@ pub mod events;
 pub mod ingest;
 mod names;
 mod rows;
+pub mod writer;
 
 use diesel::connection::Connection;
 

@@ -359,7 +359,8 @@ async fn selective_and_broad_filters_agree(backend: Backend) {
         v.sort_by(|a, b| b.1.cmp(&a.1).then(b.0.cmp(&a.0)));
         v.into_iter().map(|(id, _)| id).collect()
     };
-    let cases: Vec<(&str, Box<dyn Fn(usize) -> bool>)> = vec![
+    type Predicate = Box<dyn Fn(usize) -> bool>;
+    let cases: Vec<(&str, Predicate)> = vec![
         ("q.field=n&q.op=lt&q.value=40&q.type=integer", Box::new(|i| i < 40)),
         ("q.field=n&q.op=ge&q.value=40&q.type=integer", Box::new(|i| i >= 40)),
         ("q.field=parity&q.op=eq&q.value=even&q.type=string", Box::new(|i| i % 2 == 0)),
