@@ -27,14 +27,12 @@ enum Part {
 #[derive(Clone, Debug, Default)]
 pub struct Sql {
     parts: Vec<Part>,
-    cacheable: bool,
 }
 
 impl Sql {
     pub fn new(sql: &str) -> Sql {
         Sql {
             parts: vec![Part::Sql(sql.to_string())],
-            cacheable: true,
         }
     }
 
@@ -65,16 +63,22 @@ impl Sql {
         self.bind(Bind::BigInt(value))
     }
 
-    /// Appends `(?, ?, …)` for a non-empty list. Such statements vary in shape, so they are not
-    /// kept in the prepared-statement cache.
+    /// Appends `(?, ?, …)` for a non-empty list. The list is padded (repeating its last value,
+    /// which changes nothing in an `IN`) to a power of two of at least 8 entries, so that only a
+    /// few statement shapes exist and each is prepared once and cached.
     pub fn bind_list<I: IntoIterator<Item = Bind>>(&mut self, values: I) -> &mut Sql {
-        self.cacheable = false;
+        let values: Vec<Bind> = values.into_iter().collect();
+        if values.is_empty() {
+            return self.push("(NULL)"); // matches nothing
+        }
+        let padded = values.len().next_power_of_two().max(8);
         self.push("(");
-        for (i, v) in values.into_iter().enumerate() {
+        for i in 0..padded {
             if i > 0 {
                 self.push(", ");
             }
-            self.bind(v);
+            let value = values.get(i).unwrap_or(&values[values.len() - 1]);
+            self.bind(value.clone());
         }
         self.push(")")
     }
@@ -93,9 +97,6 @@ impl Sql {
 
 impl QueryFragment<MultiBackend> for Sql {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, MultiBackend>) -> QueryResult<()> {
-        if !self.cacheable {
-            out.unsafe_to_cache_prepared();
-        }
         for part in &self.parts {
             match part {
                 Part::Sql(s) => out.push_sql(s),

@@ -20,6 +20,7 @@ use utoipa_swagger_ui::{Config as SwaggerConfig, SwaggerUi};
 use crate::auth::Policy;
 use crate::config::Config;
 use crate::db::Db;
+use crate::store::plan_cache::PlanCache;
 use crate::store::writer::IngestWriter;
 
 /// What every handler can reach.
@@ -30,6 +31,8 @@ pub struct AppState {
     pub policy: Arc<Policy>,
     /// Group commit for ingestion (starts its writer threads).
     pub writer: IngestWriter,
+    /// Recent trait-filter match counts, for choosing query plans.
+    pub plans: Arc<PlanCache>,
 }
 
 impl AppState {
@@ -40,6 +43,7 @@ impl AppState {
             config: Arc::new(config),
             policy: Arc::new(Policy::default()),
             writer,
+            plans: Arc::new(PlanCache::default()),
         }
     }
 }

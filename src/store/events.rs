@@ -8,6 +8,7 @@ use serde_json::value::RawValue;
 use super::ingest::{bind_value, trait_table};
 use super::names::{self, NameTable};
 use super::op_sql;
+use super::plan_cache::PlanCache;
 use super::rows::{Count, EventRow, FloatTrait, IntTrait, MarkerRow, TextTrait};
 use crate::auth::EventScope;
 use crate::db::sql::{Bind, Sql};
@@ -52,6 +53,7 @@ pub fn effective_sort(given: &[(SortKey, Direction)]) -> Vec<(SortKey, Direction
 /// One page of events matching the query, within the caller's scope.
 pub fn list(
     conn: &mut AnyConnection,
+    plans: &PlanCache,
     query: &EventQuery,
     scope: &EventScope,
     limit: u32,
@@ -62,7 +64,7 @@ pub fn list(
     let driver = match query.message_id {
         // The unique message_id index beats any trait index.
         Some(_) => None,
-        None => choose_driver(conn, &filters, limit)?,
+        None => choose_driver(conn, plans, &filters, limit)?,
     };
     let mut sql = match driver {
         Some(d) => {
@@ -223,6 +225,7 @@ fn resolve_trait_filters(
 /// choice reliably with LIMIT, so it is made here.
 fn choose_driver(
     conn: &mut AnyConnection,
+    plans: &PlanCache,
     filters: &[ResolvedFilter],
     limit: u32,
 ) -> Result<Option<usize>, ApiError> {
@@ -235,7 +238,15 @@ fn choose_driver(
         let mut sql = Sql::new("SELECT COUNT(*) AS n FROM (SELECT x.event_id FROM ");
         push_index_condition(&mut sql, f);
         sql.push(" LIMIT ").bind_i64(cap).push(") c");
-        let n = sql.load::<Count>(conn)?.first().map_or(0, |c| c.n);
+        let key = format!("{} {:?} {cap}", sql.text(), f.value);
+        let n = match plans.get(&key) {
+            Some(n) => n,
+            None => {
+                let n = sql.load::<Count>(conn)?.first().map_or(0, |c| c.n);
+                plans.put(key, n);
+                n
+            }
+        };
         if n < cap && best.is_none_or(|(_, m)| n < m) {
             best = Some((i, n));
         }

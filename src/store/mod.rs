@@ -5,6 +5,7 @@ pub mod event_types;
 pub mod events;
 pub mod ingest;
 mod names;
+pub mod plan_cache;
 mod rows;
 pub mod writer;
 

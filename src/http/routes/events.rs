@@ -98,9 +98,10 @@ pub async fn list_events(
     let query = parse_event_query(req.query_string(), json_body, &options)?;
     let scope = auth::event_scope(&state.policy, &who, policy::EVENTS_INDEX, query.all_tenants)?;
     let limit = query.limit.unwrap_or(limits.default_limit);
+    let plans = state.plans.clone();
     let events = state
         .db
-        .run(move |conn| store::events::list(conn, &query, &scope, limit))
+        .run(move |conn| store::events::list(conn, &plans, &query, &scope, limit))
         .await?;
     let views: Vec<EventView> = events.into_iter().map(EventView::from).collect();
     Ok(HttpResponse::Ok().json(views))
