@@ -45,6 +45,10 @@ pub struct DatabaseConfig {
     pub sqlite_busy_timeout_ms: u64,
     /// SQLite page cache of each pooled connection, in KiB.
     pub sqlite_cache_kib: u32,
+    /// SQLite page cache of the ingest writer's connection, in KiB.
+    pub sqlite_writer_cache_kib: u32,
+    /// WAL pages after which SQLite checkpoints.
+    pub sqlite_wal_autocheckpoint: u32,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -89,6 +93,8 @@ impl Default for DatabaseConfig {
             sqlite_synchronous: d.sqlite_synchronous,
             sqlite_busy_timeout_ms: d.sqlite_busy_timeout.as_millis() as u64,
             sqlite_cache_kib: d.sqlite_cache_kib,
+            sqlite_writer_cache_kib: d.sqlite_writer_cache_kib,
+            sqlite_wal_autocheckpoint: d.sqlite_wal_autocheckpoint,
         }
     }
 }
@@ -186,6 +192,8 @@ impl Config {
             sqlite_synchronous: self.database.sqlite_synchronous.to_ascii_uppercase(),
             sqlite_busy_timeout: Duration::from_millis(self.database.sqlite_busy_timeout_ms),
             sqlite_cache_kib: self.database.sqlite_cache_kib,
+            sqlite_writer_cache_kib: self.database.sqlite_writer_cache_kib,
+            sqlite_wal_autocheckpoint: self.database.sqlite_wal_autocheckpoint,
         }
     }
 

@@ -116,10 +116,12 @@ impl Manager {
         // default 2 MiB page cache is far too small to keep index interior pages while ingesting.
         let sqlite_setup = format!(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = {}; PRAGMA foreign_keys = ON; \
-             PRAGMA busy_timeout = {}; PRAGMA temp_store = MEMORY; PRAGMA cache_size = -{};",
+             PRAGMA busy_timeout = {}; PRAGMA temp_store = MEMORY; PRAGMA cache_size = -{}; \
+             PRAGMA wal_autocheckpoint = {};",
             options.sqlite_synchronous,
             options.sqlite_busy_timeout.as_millis(),
-            options.sqlite_cache_kib
+            options.sqlite_cache_kib,
+            options.sqlite_wal_autocheckpoint
         );
         Manager { url, sqlite_setup }
     }

@@ -30,8 +30,13 @@ pub struct DbOptions {
     pub sqlite_synchronous: String,
     /// SQLite busy timeout: how long a writer waits for the write lock.
     pub sqlite_busy_timeout: Duration,
-    /// SQLite page cache per connection, in KiB.
+    /// SQLite page cache per pooled (reading) connection, in KiB.
     pub sqlite_cache_kib: u32,
+    /// SQLite page cache of the ingest writer's connection, in KiB: index pages it keeps need
+    /// not be read again for the next batch.
+    pub sqlite_writer_cache_kib: u32,
+    /// WAL pages after which a commit checkpoints (SQLite's default is 1,000).
+    pub sqlite_wal_autocheckpoint: u32,
 }
 
 impl Default for DbOptions {
@@ -44,6 +49,11 @@ impl Default for DbOptions {
             sqlite_synchronous: "FULL".into(),
             sqlite_busy_timeout: Duration::from_secs(5),
             sqlite_cache_kib: 16 * 1024,
+            sqlite_writer_cache_kib: 128 * 1024,
+            // Index pages dirtied by consecutive batches are then written to the database file
+            // once per checkpoint rather than once per batch (1M-event ingest 13.5k -> 15.0k
+            // events/s); the WAL stays under about 40 MB.
+            sqlite_wal_autocheckpoint: 10_000,
         }
     }
 }
@@ -61,7 +71,11 @@ impl Db {
     /// Opens the pool. Connections are made lazily except the first, so a wrong URL fails here.
     pub fn open(url: &DatabaseUrl, options: &DbOptions) -> anyhow::Result<Db> {
         let manager = connection::Manager::new(url.clone(), options);
-        let dedicated = std::sync::Arc::new(connection::Manager::new(url.clone(), options));
+        let writer_options = DbOptions {
+            sqlite_cache_kib: options.sqlite_writer_cache_kib,
+            ..options.clone()
+        };
+        let dedicated = std::sync::Arc::new(connection::Manager::new(url.clone(), &writer_options));
         let pool = r2d2::Pool::builder()
             .max_size(options.pool_size)
             .min_idle(Some(1))
