@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 
 use crate::auth::AuthMode;
 use crate::config::{Config, ConfigOverrides};
-use crate::db::{migrations, DatabaseUrl, Db};
+use crate::db::{migrations, AnyConnection, DatabaseUrl, Db};
 use crate::http::{self, AppState};
 use crate::ingest::{decode_batch, BatchError, BatchFormat};
 use crate::model::time;
@@ -98,8 +98,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve { .. } => serve(config),
         Command::Migrate => {
-            let db = open_migrated(&config)?;
-            println!("database is up to date ({})", db.backend().name());
+            let conn = migrated_connection(&config)?;
+            println!("database is up to date ({})", conn.backend().name());
             Ok(())
         }
         Command::Import { file, batch_size } => import(&config, &file, batch_size),
@@ -133,14 +133,14 @@ fn init_logging(config: &Config) {
         .try_init();
 }
 
-/// Opens the database (waiting up to 30 s for it to come up, as under docker compose) and
-/// applies pending migrations.
-fn open_migrated(config: &Config) -> anyhow::Result<Db> {
+/// Connects (waiting up to 30 s for the database to come up, as under docker compose) and
+/// applies pending migrations, on one connection of its own (no pool, no background threads).
+fn migrated_connection(config: &Config) -> anyhow::Result<AnyConnection> {
     let url = DatabaseUrl::parse(&config.database_url)?;
     let deadline = Instant::now() + Duration::from_secs(30);
-    let db = loop {
-        match Db::open(&url, &config.db_options()) {
-            Ok(db) => break db,
+    let mut conn = loop {
+        match Db::connect(&url, &config.db_options()) {
+            Ok(conn) => break conn,
             Err(error) if Instant::now() < deadline => {
                 tracing::warn!(%error, database = ?url, "database not reachable yet; retrying");
                 std::thread::sleep(Duration::from_secs(1));
@@ -148,17 +148,19 @@ fn open_migrated(config: &Config) -> anyhow::Result<Db> {
             Err(error) => return Err(anyhow::anyhow!("cannot open the database {url:?}: {error}")),
         }
     };
-    let mut conn = db.get().map_err(|e| anyhow::anyhow!("{e}"))?;
     let applied =
         migrations::run_pending(&mut conn).map_err(|e| anyhow::anyhow!("migration failed: {e}"))?;
     for version in applied {
         tracing::info!(%version, "migration applied");
     }
-    Ok(db)
+    Ok(conn)
 }
 
 fn serve(config: Config) -> anyhow::Result<()> {
-    let db = open_migrated(&config)?;
+    drop(migrated_connection(&config)?);
+    let url = DatabaseUrl::parse(&config.database_url)?;
+    let db = Db::open(&url, &config.db_options())
+        .map_err(|error| anyhow::anyhow!("cannot open the database {url:?}: {error}"))?;
     let workers = match config.workers {
         0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
         n => n,
@@ -228,12 +230,11 @@ fn import(config: &Config, file: &Path, batch_size: usize) -> anyhow::Result<()>
     }
     anyhow::ensure!(events > 0, "{}: no events to import", file.display());
 
-    let db = open_migrated(config)?;
+    let mut conn = migrated_connection(config)?;
     let (mut stored, mut duplicates, mut received) = (0, 0, 0);
     for_each_chunk(path, batch_size, |_, body| {
         let batch = decode_batch(body, BatchFormat::Ndjson, &limits, now)
             .map_err(|e| anyhow::anyhow!("{e}"))?;
-        let mut conn = db.get().map_err(|e| anyhow::anyhow!("{e}"))?;
         let outcome = store::ingest::insert_batch(&mut conn, &batch)
             .map_err(|e| anyhow::anyhow!("storing a batch failed: {e}"))?;
         received += outcome.received;

@@ -48,8 +48,8 @@ impl Default for DbOptions {
             connect_timeout: Duration::from_secs(5),
             sqlite_synchronous: "FULL".into(),
             sqlite_busy_timeout: Duration::from_secs(5),
-            sqlite_cache_kib: 16 * 1024,
-            sqlite_writer_cache_kib: 128 * 1024,
+            sqlite_cache_kib: 8 * 1024,
+            sqlite_writer_cache_kib: 64 * 1024,
             // Index pages dirtied by consecutive batches are then written to the database file
             // once per checkpoint rather than once per batch (1M-event ingest 13.5k -> 15.0k
             // events/s); the WAL stays under about 40 MB.
@@ -94,6 +94,17 @@ impl Db {
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// One connection, set up like pooled ones, without a pool. For one-shot commands: a pool
+    /// opens replacement connections on background threads, which must not still be inside
+    /// libpq when the process exits (seen as a crash at exit after `almanac migrate`).
+    pub fn connect(
+        url: &DatabaseUrl,
+        options: &DbOptions,
+    ) -> Result<AnyConnection, diesel::r2d2::Error> {
+        use diesel::r2d2::ManageConnection;
+        connection::Manager::new(url.clone(), options).connect()
     }
 
     /// A connection of its own, outside the pool, set up like pooled ones. The ingest writer
