@@ -114,12 +114,14 @@ impl Manager {
         // WAL lets readers run beside the single writer; foreign keys are off by default in
         // SQLite; the busy timeout makes a second writer wait instead of failing at once; the
         // default 2 MiB page cache is far too small to keep index interior pages while ingesting.
+        // The busy timeout comes first: switching to WAL takes a lock, and a process starting
+        // beside another one must wait for it rather than fail.
         let sqlite_setup = format!(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = {}; PRAGMA foreign_keys = ON; \
-             PRAGMA busy_timeout = {}; PRAGMA temp_store = MEMORY; PRAGMA cache_size = -{}; \
+            "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; PRAGMA synchronous = {}; \
+             PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY; PRAGMA cache_size = -{}; \
              PRAGMA wal_autocheckpoint = {};",
-            options.sqlite_synchronous,
             options.sqlite_busy_timeout.as_millis(),
+            options.sqlite_synchronous,
             options.sqlite_cache_kib,
             options.sqlite_wal_autocheckpoint
         );

@@ -21,10 +21,16 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// Applies every pending migration; returns the versions applied.
 pub fn run_pending(conn: &mut AnyConnection) -> Result<Vec<String>, BoxError> {
     match conn {
-        AnyConnection::Sqlite(c) => {
-            let done = c.run_pending_migrations(SQLITE)?;
-            Ok(done.iter().map(|v| v.to_string()).collect())
-        }
+        AnyConnection::Sqlite(c) => match c.run_pending_migrations(SQLITE) {
+            Ok(done) => Ok(done.iter().map(|v| v.to_string()).collect()),
+            // Two processes starting together both find a migration pending; the second one's
+            // transaction fails ("table … already exists") and rolls back. If nothing is pending
+            // any more, the other process applied it, and this one has nothing to do.
+            Err(error) => match c.has_pending_migration(SQLITE) {
+                Ok(false) => Ok(Vec::new()),
+                _ => Err(error),
+            },
+        },
         AnyConnection::Postgresql(c) => {
             c.batch_execute(&format!("SELECT pg_advisory_lock({PG_LOCK_KEY})"))?;
             let result = c

@@ -1,8 +1,8 @@
 //! The tables, declared once for both backends (kept by hand: `diesel print-schema` differs per
 //! backend). Instants are BIGINT microseconds since the Unix epoch, UTC.
 //!
-//! The string traits `project_id` and `user_id` are stored only in `events` (they drive tenant
-//! scoping there); every other trait lives in the table of its type, keyed by (event, name) and
+//! The string traits `project_id` and `user_id` are stored only in `events`, as ids of their
+//! values in `tenants` (they drive tenant scoping there); every other trait lives in the table of its type, keyed by (event, name) and
 //! indexed by (name, value, event) so that a trait filter is an index lookup.
 
 diesel::table! {
@@ -20,13 +20,21 @@ diesel::table! {
 }
 
 diesel::table! {
+    /// Interned values of the tenancy traits (project and user ids).
+    tenants (id) {
+        id -> BigInt,
+        name -> Text,
+    }
+}
+
+diesel::table! {
     events (id) {
         id -> BigInt,
         message_id -> Text,
         event_type_id -> BigInt,
         generated -> BigInt,
-        project_id -> Nullable<Text>,
-        user_id -> Nullable<Text>,
+        project_ref -> Nullable<BigInt>,
+        user_ref -> Nullable<BigInt>,
         raw -> Text,
     }
 }
@@ -77,6 +85,7 @@ diesel::joinable!(events -> event_types (event_type_id));
 diesel::allow_tables_to_appear_in_same_query!(
     event_types,
     trait_names,
+    tenants,
     events,
     traits_string,
     traits_integer,

@@ -14,6 +14,7 @@ pub enum Bind {
     Text(String),
     NullableText(Option<String>),
     BigInt(i64),
+    NullableBigInt(Option<i64>),
     Double(f64),
 }
 
@@ -103,6 +104,9 @@ impl QueryFragment<MultiBackend> for Sql {
                 Part::Bind(Bind::Text(v)) => out.push_bind_param::<Text, _>(v)?,
                 Part::Bind(Bind::NullableText(v)) => out.push_bind_param::<Nullable<Text>, _>(v)?,
                 Part::Bind(Bind::BigInt(v)) => out.push_bind_param::<BigInt, _>(v)?,
+                Part::Bind(Bind::NullableBigInt(v)) => {
+                    out.push_bind_param::<Nullable<BigInt>, _>(v)?
+                }
                 Part::Bind(Bind::Double(v)) => out.push_bind_param::<Double, _>(v)?,
             }
         }

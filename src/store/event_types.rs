@@ -68,9 +68,14 @@ pub fn trait_values(
     };
     for t in TraitType::ALL {
         let mut sql = if is_tenancy_trait(name, t) {
+            let column = if name == "project_id" {
+                "project_ref"
+            } else {
+                "user_ref"
+            };
             let mut sql = Sql::new(&format!(
-                "SELECT e.id AS event_id, '' AS name, e.{name} AS value FROM events e \
-                 WHERE e.{name} IS NOT NULL AND e.event_type_id = "
+                "SELECT e.id AS event_id, '' AS name, v.name AS value FROM events e \
+                 JOIN tenants v ON v.id = e.{column} WHERE e.event_type_id = "
             ));
             sql.bind_i64(type_id);
             sql

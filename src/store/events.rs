@@ -18,11 +18,11 @@ use crate::model::{is_tenancy_trait, Event, Trait, TraitType, TraitValue};
 use crate::query::{Direction, EventQuery, Op, SortKey};
 
 const COLUMNS: &str = "SELECT e.id AS id, e.message_id AS message_id, t.name AS event_type, \
-     e.generated AS generated, e.project_id AS project_id, e.user_id AS user_id, e.raw AS raw";
+     e.generated AS generated, p.name AS project_id, u.name AS user_id, e.raw AS raw";
 
-const SELECT_EVENTS: &str = "SELECT e.id AS id, e.message_id AS message_id, t.name AS event_type, \
-     e.generated AS generated, e.project_id AS project_id, e.user_id AS user_id, e.raw AS raw \
-     FROM events e JOIN event_types t ON t.id = e.event_type_id WHERE 1 = 1";
+/// The joins after `events e`: the type's name, and the tenancy values.
+const JOINS: &str = " JOIN event_types t ON t.id = e.event_type_id \
+     LEFT JOIN tenants p ON p.id = e.project_ref LEFT JOIN tenants u ON u.id = e.user_ref";
 
 /// A trait filter matching fewer events than this drives the query from its index (see
 /// [`choose_driver`]); at least twice the page size.
@@ -71,13 +71,14 @@ pub fn list(
             let f = &filters[d];
             let mut sql = Sql::new("WITH d AS MATERIALIZED (SELECT x.event_id AS event_id FROM ");
             push_index_condition(&mut sql, f);
-            sql.push(") ").push(COLUMNS).push(
-                " FROM d CROSS JOIN events e JOIN event_types t ON t.id = e.event_type_id \
-                     WHERE e.id = d.event_id",
-            );
+            sql.push(") ")
+                .push(COLUMNS)
+                .push(" FROM d CROSS JOIN events e")
+                .push(JOINS)
+                .push(" WHERE e.id = d.event_id");
             sql
         }
-        None => Sql::new(SELECT_EVENTS),
+        None => select_events(),
     };
     push_scope(&mut sql, scope);
 
@@ -130,29 +131,44 @@ pub fn get(
     message_id: &str,
     scope: &EventScope,
 ) -> Result<Option<Event>, ApiError> {
-    let mut sql = Sql::new(SELECT_EVENTS);
+    let mut sql = select_events();
     sql.push(" AND e.message_id = ").bind_text(message_id);
     push_scope(&mut sql, scope);
     let rows = sql.load::<EventRow>(conn)?;
     Ok(with_traits(conn, rows)?.pop())
 }
 
+/// `SELECT … FROM events e … WHERE 1 = 1`, ready for more conditions.
+fn select_events() -> Sql {
+    let mut sql = Sql::new(COLUMNS);
+    sql.push(" FROM events e").push(JOINS).push(" WHERE 1 = 1");
+    sql
+}
+
+/// The id of a tenancy value, as a scalar subquery (evaluated once; NULL when unknown, which
+/// matches nothing).
+fn push_tenant_ref(sql: &mut Sql, value: &str) {
+    sql.push("(SELECT id FROM tenants WHERE name = ")
+        .bind_text(value)
+        .push(")");
+}
+
 fn push_scope(sql: &mut Sql, scope: &EventScope) {
     match scope {
         EventScope::All => {}
         EventScope::AdminProject(project) => {
-            sql.push(" AND (e.project_id = ")
-                .bind_text(project)
-                .push(" OR e.project_id IS NULL)");
+            sql.push(" AND (e.project_ref = ");
+            push_tenant_ref(sql, project);
+            sql.push(" OR e.project_ref IS NULL)");
         }
         EventScope::Member {
             project_id,
             user_id,
         } => {
-            sql.push(" AND e.project_id = ")
-                .bind_text(project_id)
-                .push(" AND e.user_id = ")
-                .bind_text(user_id);
+            sql.push(" AND e.project_ref = ");
+            push_tenant_ref(sql, project_id);
+            sql.push(" AND e.user_ref = ");
+            push_tenant_ref(sql, user_id);
         }
     }
 }
@@ -193,9 +209,9 @@ fn resolve_trait_filters(
         let trait_type = filter.value.trait_type();
         let stored = if is_tenancy_trait(&filter.name, trait_type) {
             Stored::Column(if filter.name == "project_id" {
-                "e.project_id"
+                "e.project_ref"
             } else {
-                "e.user_id"
+                "e.user_ref"
             })
         } else {
             let Some(&name_id) = name_ids.get(&filter.name) else {
@@ -269,10 +285,21 @@ fn push_index_condition(sql: &mut Sql, f: &ResolvedFilter) {
 fn push_filter(sql: &mut Sql, f: &ResolvedFilter) {
     let op = op_sql(f.op);
     match f.stored {
-        // NULL (no such trait) never compares true, as in Panko.
+        // NULL (no such trait) never compares true, as in Panko. Equality looks the value up
+        // once; other comparisons are on the values, through the (small) tenants table.
+        Stored::Column(column) if f.op == Op::Eq => {
+            sql.push(&format!(
+                " AND {column} = (SELECT id FROM tenants WHERE name = "
+            ))
+            .bind(f.value.clone())
+            .push(")");
+        }
         Stored::Column(column) => {
-            sql.push(&format!(" AND {column} {op} "))
-                .bind(f.value.clone());
+            sql.push(&format!(
+                " AND {column} IN (SELECT id FROM tenants WHERE name {op} "
+            ))
+            .bind(f.value.clone())
+            .push(")");
         }
         Stored::Table { table, name_id } => {
             sql.push(&format!(

@@ -110,10 +110,21 @@ fn store_events(
     let trait_names: Vec<&str> = trait_names.into_iter().collect();
     let name_ids = names::intern(conn, NameTable::TraitNames, &trait_names)?;
 
+    let tenant_values: BTreeSet<&str> = events
+        .iter()
+        .flat_map(|e| [e.string_trait("project_id"), e.string_trait("user_id")])
+        .flatten()
+        .collect();
+    let tenant_values: Vec<&str> = tenant_values.into_iter().collect();
+    let tenant_ids = names::intern(conn, NameTable::Tenants, &tenant_values)?;
+    let tenant_ref = |value: Option<&str>| -> Result<Option<i64>, ApiError> {
+        value.map(|v| id_of(&tenant_ids, v)).transpose()
+    };
+
     let mut ids = HashMap::with_capacity(events.len());
     for chunk in events.chunks(EVENT_CHUNK) {
         let mut sql = Sql::new(
-            "INSERT INTO events (message_id, event_type_id, generated, project_id, user_id, raw) VALUES ",
+            "INSERT INTO events (message_id, event_type_id, generated, project_ref, user_ref, raw) VALUES ",
         );
         for (i, e) in chunk.iter().enumerate() {
             sql.push(if i == 0 { "(" } else { ", (" });
@@ -123,9 +134,11 @@ fn store_events(
                 .push(", ")
                 .bind_i64(e.generated)
                 .push(", ")
-                .bind_opt_text(e.string_trait("project_id"))
+                .bind(Bind::NullableBigInt(tenant_ref(
+                    e.string_trait("project_id"),
+                )?))
                 .push(", ")
-                .bind_opt_text(e.string_trait("user_id"))
+                .bind(Bind::NullableBigInt(tenant_ref(e.string_trait("user_id"))?))
                 .push(", ")
                 .bind_text(e.raw.get())
                 .push(")");

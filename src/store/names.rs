@@ -1,4 +1,5 @@
-//! Interned names: event types and trait names are stored once and referred to by id.
+//! Interned names: event types, trait names and tenant ids are stored once and referred to by
+//! id.
 
 use std::collections::HashMap;
 
@@ -16,6 +17,8 @@ const CHUNK: usize = 500;
 pub enum NameTable {
     EventTypes,
     TraitNames,
+    /// Values of the tenancy traits `project_id` and `user_id`.
+    Tenants,
 }
 
 impl NameTable {
@@ -23,6 +26,7 @@ impl NameTable {
         match self {
             NameTable::EventTypes => "event_types",
             NameTable::TraitNames => "trait_names",
+            NameTable::Tenants => "tenants",
         }
     }
 }

@@ -4,5 +4,6 @@ DROP TABLE traits_float;
 DROP TABLE traits_integer;
 DROP TABLE traits_string;
 DROP TABLE events;
+DROP TABLE tenants;
 DROP TABLE trait_names;
 DROP TABLE event_types;

@@ -9,15 +9,23 @@ CREATE TABLE trait_names (
     name TEXT NOT NULL UNIQUE
 );
 
--- generated is microseconds since the epoch (UTC). project_id and user_id are the event's string
--- traits of those names, kept here (and only here) because tenant scoping filters on them.
+-- Project and user ids (the tenancy traits' values), interned: a deployment has few tenants,
+-- and their 32-hex-digit ids would otherwise be repeated in every event and two indexes.
+CREATE TABLE tenants (
+    id   INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE
+);
+
+-- generated is microseconds since the epoch (UTC). project_ref and user_ref are the event's
+-- string traits project_id and user_id (interned in tenants), kept here and only here because
+-- tenant scoping filters on them.
 CREATE TABLE events (
     id            INTEGER PRIMARY KEY,
     message_id    TEXT    NOT NULL,
     event_type_id INTEGER NOT NULL REFERENCES event_types (id),
     generated     BIGINT  NOT NULL,
-    project_id    TEXT,
-    user_id       TEXT,
+    project_ref   INTEGER REFERENCES tenants (id),
+    user_ref      INTEGER REFERENCES tenants (id),
     raw           TEXT    NOT NULL
 );
 
@@ -28,8 +36,8 @@ CREATE UNIQUE INDEX events_message_id ON events (message_id);
 CREATE INDEX events_generated ON events (generated);
 CREATE INDEX events_type_generated ON events (event_type_id, generated);
 -- Admin project scope and project_id filters; member scope (project and user).
-CREATE INDEX events_project_generated ON events (project_id, generated);
-CREATE INDEX events_project_user_generated ON events (project_id, user_id, generated);
+CREATE INDEX events_project_generated ON events (project_ref, generated);
+CREATE INDEX events_project_user_generated ON events (project_ref, user_ref, generated);
 
 -- One table per trait type. The primary key (event_id, name_id) holds the value (WITHOUT ROWID:
 -- no separate row store), and the (name_id, value, event_id) index makes filters index lookups.
