@@ -69,3 +69,23 @@ pub fn lookup(
     }
     Ok(ids)
 }
+
+/// The names of these ids.
+pub fn values_of(
+    conn: &mut AnyConnection,
+    table: NameTable,
+    ids: &[i64],
+) -> Result<HashMap<i64, String>, ApiError> {
+    let mut names = HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(CHUNK) {
+        let mut sql = Sql::new(&format!(
+            "SELECT id, name FROM {} WHERE id IN ",
+            table.table()
+        ));
+        sql.bind_list(chunk.iter().map(|id| Bind::BigInt(*id)));
+        for row in sql.load::<IdName>(conn)? {
+            names.insert(row.id, row.name);
+        }
+    }
+    Ok(names)
+}

@@ -13,10 +13,10 @@ pub struct EventRow {
     pub event_type: String,
     #[diesel(sql_type = BigInt)]
     pub generated: i64,
-    #[diesel(sql_type = Nullable<Text>)]
-    pub project_id: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
-    pub user_id: Option<String>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub project_ref: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub user_ref: Option<i64>,
     #[diesel(sql_type = Text)]
     pub raw: String,
 }
