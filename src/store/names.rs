@@ -56,18 +56,9 @@ pub fn lookup(
     table: NameTable,
     names: &[&str],
 ) -> Result<HashMap<String, i64>, ApiError> {
-    let mut ids = HashMap::with_capacity(names.len());
-    for chunk in names.chunks(CHUNK) {
-        let mut sql = Sql::new(&format!(
-            "SELECT id, name FROM {} WHERE name IN ",
-            table.table()
-        ));
-        sql.bind_list(chunk.iter().map(|n| Bind::Text(n.to_string())));
-        for row in sql.load::<IdName>(conn)? {
-            ids.insert(row.name, row.id);
-        }
-    }
-    Ok(ids)
+    let keys: Vec<Bind> = names.iter().map(|n| Bind::Text(n.to_string())).collect();
+    let rows = rows_where(conn, table, "name", &keys)?;
+    Ok(rows.into_iter().map(|r| (r.name, r.id)).collect())
 }
 
 /// The names of these ids.
@@ -76,16 +67,26 @@ pub fn values_of(
     table: NameTable,
     ids: &[i64],
 ) -> Result<HashMap<i64, String>, ApiError> {
-    let mut names = HashMap::with_capacity(ids.len());
-    for chunk in ids.chunks(CHUNK) {
+    let keys: Vec<Bind> = ids.iter().map(|id| Bind::BigInt(*id)).collect();
+    let rows = rows_where(conn, table, "id", &keys)?;
+    Ok(rows.into_iter().map(|r| (r.id, r.name)).collect())
+}
+
+/// The rows whose `column` is one of `keys`, in statements of at most `CHUNK` keys.
+fn rows_where(
+    conn: &mut AnyConnection,
+    table: NameTable,
+    column: &str,
+    keys: &[Bind],
+) -> Result<Vec<IdName>, ApiError> {
+    let mut rows = Vec::with_capacity(keys.len());
+    for chunk in keys.chunks(CHUNK) {
         let mut sql = Sql::new(&format!(
-            "SELECT id, name FROM {} WHERE id IN ",
+            "SELECT id, name FROM {} WHERE {column} IN ",
             table.table()
         ));
-        sql.bind_list(chunk.iter().map(|id| Bind::BigInt(*id)));
-        for row in sql.load::<IdName>(conn)? {
-            names.insert(row.id, row.name);
-        }
+        sql.bind_list(chunk.iter().cloned());
+        rows.extend(sql.load::<IdName>(conn)?);
     }
-    Ok(names)
+    Ok(rows)
 }
