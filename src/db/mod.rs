@@ -118,7 +118,7 @@ impl Db {
         })
     }
 
-    /// A connection for synchronous callers (CLI commands, migrations, tests).
+    /// A pooled connection for synchronous callers (tests; one-shot commands use `connect`).
     pub fn get(&self) -> Result<Conn, ApiError> {
         self.pool.get().map_err(ApiError::from_pool)
     }

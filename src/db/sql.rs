@@ -12,7 +12,6 @@ use super::{AnyConnection, MultiBackend};
 #[derive(Clone, Debug, PartialEq)]
 pub enum Bind {
     Text(String),
-    NullableText(Option<String>),
     BigInt(i64),
     NullableBigInt(Option<i64>),
     Double(f64),
@@ -54,10 +53,6 @@ impl Sql {
 
     pub fn bind_text(&mut self, value: &str) -> &mut Sql {
         self.bind(Bind::Text(value.to_string()))
-    }
-
-    pub fn bind_opt_text(&mut self, value: Option<&str>) -> &mut Sql {
-        self.bind(Bind::NullableText(value.map(str::to_string)))
     }
 
     pub fn bind_i64(&mut self, value: i64) -> &mut Sql {
@@ -102,7 +97,6 @@ impl QueryFragment<MultiBackend> for Sql {
             match part {
                 Part::Sql(s) => out.push_sql(s),
                 Part::Bind(Bind::Text(v)) => out.push_bind_param::<Text, _>(v)?,
-                Part::Bind(Bind::NullableText(v)) => out.push_bind_param::<Nullable<Text>, _>(v)?,
                 Part::Bind(Bind::BigInt(v)) => out.push_bind_param::<BigInt, _>(v)?,
                 Part::Bind(Bind::NullableBigInt(v)) => {
                     out.push_bind_param::<Nullable<BigInt>, _>(v)?

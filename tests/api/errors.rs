@@ -1226,15 +1226,6 @@ async fn error_responses_carry_request_ids(backend: Backend) {
     let mut seen = std::collections::HashSet::new();
     for (status, res, _) in error_responses(&app).await {
         assert_eq!(res.status.as_u16(), status);
-        let id = res
-            .header("x-openstack-request-id")
-            .unwrap_or_else(|| panic!("no request id on the {status}"))
-            .to_string();
-        assert!(
-            id.starts_with("req-") && uuid::Uuid::parse_str(&id[4..]).is_ok(),
-            "{id}"
-        );
-        assert_eq!(res.header("x-request-id"), Some(id.as_str()));
-        assert!(seen.insert(id), "request ids are unique");
+        assert!(seen.insert(res.request_id()), "request ids are unique");
     }
 }

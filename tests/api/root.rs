@@ -168,15 +168,6 @@ async fn every_response_has_a_request_id(backend: Backend) {
     let mut seen = std::collections::HashSet::new();
     for uri in ["/", "/v2/events", "/nope", "/v2/capabilities"] {
         let res = app.send(TestRequest::get().uri(uri)).await;
-        let id = res
-            .header("x-openstack-request-id")
-            .expect("request id")
-            .to_string();
-        assert!(
-            id.starts_with("req-") && uuid::Uuid::parse_str(&id[4..]).is_ok(),
-            "{id}"
-        );
-        assert_eq!(res.header("x-request-id"), Some(id.as_str()));
-        assert!(seen.insert(id), "request ids are unique");
+        assert!(seen.insert(res.request_id()), "request ids are unique");
     }
 }

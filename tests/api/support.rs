@@ -163,6 +163,21 @@ impl Resp {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
+    /// Asserts `x-openstack-request-id: req-<uuid>` and the same `X-Request-Id`; returns the id.
+    #[track_caller]
+    pub fn request_id(&self) -> String {
+        let id = self
+            .header("x-openstack-request-id")
+            .unwrap_or_else(|| panic!("no request id on the {}", self.status))
+            .to_string();
+        assert!(
+            id.starts_with("req-") && uuid::Uuid::parse_str(&id[4..]).is_ok(),
+            "{id}"
+        );
+        assert_eq!(self.header("x-request-id"), Some(id.as_str()));
+        id
+    }
+
     /// Asserts the status and the one error shape, and returns the faultstring.
     #[track_caller]
     pub fn error(&self, status: u16) -> String {
