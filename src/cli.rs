@@ -1,4 +1,6 @@
-//! The `almanac` command: `serve`, `migrate`, `import`, `openapi`.
+//! The `almanac` command: `serve`, `migrate`, `import`, `token`, `openapi`, `bench`.
+
+mod token;
 
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
@@ -11,7 +13,7 @@ use crate::auth::AuthMode;
 use crate::config::{Config, ConfigOverrides};
 use crate::db::{migrations, AnyConnection, DatabaseUrl, Db};
 use crate::http::{self, AppState};
-use crate::ingest::{decode_batch, BatchError, BatchFormat};
+use crate::ingest::{decode_batch, BatchError, BatchFormat, IngestLimits};
 use crate::model::time;
 use crate::store;
 
@@ -56,6 +58,9 @@ enum Command {
         #[arg(long, default_value_t = 1000)]
         batch_size: usize,
     },
+    /// Manage API tokens directly in the database (no running server or token needed).
+    #[command(subcommand)]
+    Token(token::TokenCommand),
     /// The benchmark harness: generate data, load it, run the query mix (docs/PERFORMANCE.md).
     #[command(subcommand)]
     Bench(crate::bench::BenchCommand),
@@ -103,6 +108,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Import { file, batch_size } => import(&config, &file, batch_size),
+        Command::Token(command) => {
+            let mut conn = migrated_connection(&config)?;
+            token::run(&config, &mut conn, command)
+        }
         Command::Bench(cmd) => crate::bench::run(cmd),
         Command::Openapi { output } => {
             let doc = openapi_json();
@@ -157,7 +166,16 @@ fn migrated_connection(config: &Config) -> anyhow::Result<AnyConnection> {
 }
 
 fn serve(config: Config) -> anyhow::Result<()> {
-    drop(migrated_connection(&config)?);
+    let mut conn = migrated_connection(&config)?;
+    match config.auth {
+        AuthMode::Token => token::bootstrap(&config, &mut conn)?,
+        AuthMode::Headers => tracing::warn!(
+            bind = %config.bind,
+            "auth = headers: X-User-Id, X-Project-Id and X-Roles are trusted from every client \
+             that can reach this address; only a gateway that sets them should"
+        ),
+    }
+    drop(conn);
     let url = DatabaseUrl::parse(&config.database_url)?;
     let db = Db::open(&url, &config.db_options())
         .map_err(|error| anyhow::anyhow!("cannot open the database {url:?}: {error}"))?;
@@ -177,7 +195,7 @@ fn serve(config: Config) -> anyhow::Result<()> {
     // for a connection; each extra thread costs an allocator heap (measured: RSS under query load
     // tracks the number of blocking threads, not SQLite's page cache).
     let blocking_threads = (config.database.pool_size as usize).max(2);
-    let state = AppState::new(db, config);
+    let state = AppState::new(db, config)?;
     actix_web::rt::System::new().block_on(async move {
         actix_web::HttpServer::new(move || http::app(state.clone()))
             .workers(workers)
@@ -194,7 +212,11 @@ fn import(config: &Config, file: &Path, batch_size: usize) -> anyhow::Result<()>
     anyhow::ensure!(batch_size >= 1, "--batch-size must be at least 1");
     let batch_size = batch_size.min(config.limits.max_batch_events);
     let now = time::now_micros();
-    let limits = config.ingest_limits();
+    // An operator restoring a dump may load Almanac's own audit records too.
+    let limits = IngestLimits {
+        reserved_type_prefix: None,
+        ..config.ingest_limits()
+    };
 
     // Both passes must read the same bytes: standard input is kept in a temporary file.
     let stdin_copy;

@@ -3,6 +3,7 @@
 //! then `ALMANAC_*` environment variables (`ALMANAC_DATABASE_URL`, `ALMANAC_LIMITS__MAX_LIMIT`,
 //! sections split by `__`), then command-line flags.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -10,9 +11,10 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
-use crate::auth::AuthMode;
+use crate::auth::{AuthMode, MemberScope, Policy};
 use crate::db::DbOptions;
 use crate::ingest::IngestLimits;
+use crate::store::audit;
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -21,16 +23,55 @@ pub struct Config {
     pub bind: String,
     /// `sqlite://PATH` (the default, a file in the working directory) or `postgres://…`.
     pub database_url: String,
-    /// How callers are identified.
+    /// How callers are identified: `token` (the default) or `headers`.
     pub auth: AuthMode,
+    /// `headers` mode trusts whoever can reach the port, so it is refused on an address other
+    /// than loopback unless this is set (for a gateway on another host that sets the headers).
+    pub allow_headers_auth_on_public_bind: bool,
+    /// How non-admins are scoped: `project_and_user` (Panko) or `project`.
+    pub member_scope: MemberScope,
     /// HTTP worker threads; 0 means one per core.
     pub workers: usize,
     /// Log filter (tracing `EnvFilter` syntax), e.g. `info` or `almanac=debug`.
     pub log: String,
     pub database: DatabaseConfig,
     pub limits: LimitsConfig,
+    pub tokens: TokensConfig,
+    pub audit: AuditConfig,
+    /// Policy rules that replace Panko's defaults, by name (see `auth::policy`).
+    pub policy: BTreeMap<String, String>,
+    /// The config file this was read from (for error messages); not a setting.
+    #[serde(skip)]
+    pub source: Option<PathBuf>,
 }
 
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct TokensConfig {
+    /// Where the bootstrap admin token is written (mode 0600) when a server starts on a store
+    /// without tokens.
+    pub bootstrap_file: PathBuf,
+    /// Seconds a verified token is trusted before the store is read again; a token revoked by
+    /// another server stops working within this time (at once on the server that revoked it).
+    pub cache_seconds: u64,
+}
+
+/// The audit trail of Almanac's own actions (ckanext-event-audit's trackers).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditConfig {
+    /// `almanac.token.create` and `almanac.token.revoke`.
+    pub tokens: bool,
+    /// `almanac.auth.failure`.
+    pub auth_failures: bool,
+    /// `almanac.events.ingest`, one per accepted batch.
+    pub ingest: bool,
+    /// Event types not to record, e.g. `["almanac.events.ingest"]`.
+    pub ignore_actions: Vec<String>,
+    /// Authentication failures recorded per minute and process at most; the next record
+    /// counts those left out.
+    pub auth_failures_per_minute: u32,
+}
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct DatabaseConfig {
@@ -68,6 +109,11 @@ pub struct LimitsConfig {
     pub max_string_bytes: usize,
     /// Most traits on one event.
     pub max_traits_per_event: usize,
+    /// Events each caller (token, or user in `headers` mode) may ingest per second, on average;
+    /// 0 means no limit. Past it: 429 with `Retry-After`.
+    pub ingest_events_per_second: u32,
+    /// Events a caller may ingest at once above that rate (at least `max_batch_events`).
+    pub ingest_burst_events: u32,
 }
 
 impl Default for Config {
@@ -75,11 +121,17 @@ impl Default for Config {
         Config {
             bind: "127.0.0.1:8977".into(),
             database_url: "sqlite://almanac.db".into(),
-            auth: AuthMode::Headers,
+            auth: AuthMode::Token,
+            allow_headers_auth_on_public_bind: false,
+            member_scope: MemberScope::default(),
             workers: 0,
             log: "info".into(),
             database: DatabaseConfig::default(),
             limits: LimitsConfig::default(),
+            tokens: TokensConfig::default(),
+            audit: AuditConfig::default(),
+            policy: BTreeMap::new(),
+            source: None,
         }
     }
 }
@@ -109,7 +161,43 @@ impl Default for LimitsConfig {
             max_batch_events: 10_000,
             max_string_bytes: 1024,
             max_traits_per_event: 256,
+            ingest_events_per_second: 50_000,
+            ingest_burst_events: 100_000,
         }
+    }
+}
+
+impl Default for TokensConfig {
+    fn default() -> Self {
+        TokensConfig {
+            bootstrap_file: PathBuf::from("almanac-bootstrap-token"),
+            cache_seconds: 5,
+        }
+    }
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            tokens: true,
+            auth_failures: true,
+            ingest: true,
+            ignore_actions: Vec::new(),
+            auth_failures_per_minute: 60,
+        }
+    }
+}
+
+impl AuditConfig {
+    /// Whether records of this event type are kept.
+    pub fn tracks(&self, action: &str) -> bool {
+        let on = match action {
+            audit::TOKEN_CREATE | audit::TOKEN_REVOKE => self.tokens,
+            audit::AUTH_FAILURE => self.auth_failures,
+            audit::EVENTS_INGEST => self.ingest,
+            _ => true,
+        };
+        on && !self.ignore_actions.iter().any(|a| a == action)
     }
 }
 
@@ -123,25 +211,27 @@ const ENV_KEYS: &[&str] = &[
     "log",
     "database",
     "limits",
+    "allow_headers_auth_on_public_bind",
+    "member_scope",
+    "tokens",
+    "audit",
 ];
 
 impl Config {
     /// Loads file, then environment, then `overrides` (flags given on the command line).
     pub fn load(file: Option<&Path>, overrides: &ConfigOverrides) -> anyhow::Result<Config> {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
-        match file {
+        let source = match file {
             Some(path) => {
                 if !path.exists() {
                     anyhow::bail!("config file {} does not exist", path.display());
                 }
-                figment = figment.merge(Toml::file_exact(path));
+                Some(path.to_path_buf())
             }
-            None => {
-                let default = PathBuf::from("almanac.toml");
-                if default.exists() {
-                    figment = figment.merge(Toml::file_exact(default));
-                }
-            }
+            None => Some(PathBuf::from("almanac.toml")).filter(|p| p.exists()),
+        };
+        if let Some(path) = &source {
+            figment = figment.merge(Toml::file_exact(path));
         }
         figment = figment
             .merge(
@@ -154,7 +244,8 @@ impl Config {
                     }),
             )
             .merge(Serialized::defaults(overrides));
-        let config: Config = figment.extract()?;
+        let mut config: Config = figment.extract()?;
+        config.source = source;
         config.validate()?;
         Ok(config)
     }
@@ -177,12 +268,51 @@ impl Config {
             self.database.pool_size >= 1,
             "database.pool_size must be at least 1"
         );
+        anyhow::ensure!(
+            l.ingest_events_per_second == 0 || l.ingest_burst_events as usize >= l.max_batch_events,
+            "limits.ingest_burst_events must be at least limits.max_batch_events, or a full \
+             batch could never be accepted"
+        );
+        for action in &self.audit.ignore_actions {
+            anyhow::ensure!(
+                audit::ACTIONS.contains(&action.as_str()),
+                "audit.ignore_actions: unknown action \"{action}\"; the actions are {}",
+                audit::ACTIONS.join(", ")
+            );
+        }
+        self.policy()?;
+        if self.auth == AuthMode::Headers && !self.allow_headers_auth_on_public_bind {
+            anyhow::ensure!(
+                is_loopback(&self.bind),
+                "auth = headers trusts X-User-Id, X-Project-Id and X-Roles from any client, so it \
+                 is refused on {}, which is not a loopback address. Bind to 127.0.0.1, use \
+                 auth = token, or, behind a gateway that sets those headers, set \
+                 allow_headers_auth_on_public_bind = true \
+                 (ALMANAC_ALLOW_HEADERS_AUTH_ON_PUBLIC_BIND=true)",
+                self.bind
+            );
+        }
         let sync = self.database.sqlite_synchronous.to_ascii_uppercase();
         anyhow::ensure!(
             ["FULL", "NORMAL", "EXTRA"].contains(&sync.as_str()),
             "database.sqlite_synchronous must be FULL, NORMAL or EXTRA"
         );
         Ok(())
+    }
+
+    /// The policy in force: the defaults with the `[policy]` rules. A bad rule is an error that
+    /// names the rule and, when it came from the config file, the file and line.
+    pub fn policy(&self) -> anyhow::Result<Policy> {
+        Policy::with_overrides(&self.policy).map_err(|error| {
+            match self
+                .source
+                .as_deref()
+                .and_then(|f| policy_line(f, &error.rule))
+            {
+                Some((file, line)) => anyhow::anyhow!("{file}:{line}: {error}"),
+                None => anyhow::anyhow!("{error}"),
+            }
+        })
     }
 
     pub fn db_options(&self) -> DbOptions {
@@ -202,8 +332,36 @@ impl Config {
             max_batch_events: self.limits.max_batch_events,
             max_string_bytes: self.limits.max_string_bytes,
             max_traits_per_event: self.limits.max_traits_per_event,
+            reserved_type_prefix: Some(audit::RESERVED_PREFIX),
         }
     }
+}
+
+/// Whether every address `bind` names is a loopback address (a name that does not resolve is
+/// not known to be one).
+fn is_loopback(bind: &str) -> bool {
+    use std::net::ToSocketAddrs;
+    match bind.to_socket_addrs() {
+        Ok(addrs) => {
+            let addrs: Vec<_> = addrs.collect();
+            !addrs.is_empty() && addrs.iter().all(|a| a.ip().is_loopback())
+        }
+        Err(_) => false,
+    }
+}
+
+/// Where a `[policy]` rule is written in a config file: the file's name and the 1-based line.
+fn policy_line(file: &Path, rule: &str) -> Option<(String, usize)> {
+    #[derive(Deserialize)]
+    struct Spans {
+        #[serde(default)]
+        policy: BTreeMap<String, toml::Spanned<String>>,
+    }
+    let text = std::fs::read_to_string(file).ok()?;
+    let spans: Spans = toml::from_str(&text).ok()?;
+    let start = spans.policy.get(rule)?.span().start;
+    let line = text[..start].matches('\n').count() + 1;
+    Some((file.display().to_string(), line))
 }
 
 /// Settings given as flags; only those present override the file and environment.

@@ -37,6 +37,9 @@ pub enum ApiError {
         message: String,
         problems: Vec<EventProblem>,
     },
+    /// A rate limit was reached; `retry_after` seconds is when the request may succeed.
+    #[error("{message}")]
+    TooManyRequests { message: String, retry_after: u64 },
     #[error("{0}")]
     Unavailable(String),
     #[error("Internal server error; it was logged with this request's id")]
@@ -84,9 +87,26 @@ impl ApiError {
                 message: message.clone(),
                 problems: problems.clone(),
             },
+            ApiError::TooManyRequests {
+                message,
+                retry_after,
+            } => ApiError::TooManyRequests {
+                message: message.clone(),
+                retry_after: *retry_after,
+            },
             ApiError::Unavailable(s) => ApiError::Unavailable(s.clone()),
             ApiError::Internal(e) => ApiError::Internal(anyhow::anyhow!("{e:#}")),
         }
+    }
+
+    /// No usable credentials (token mode). One text for every cause, so that a caller cannot
+    /// tell an unknown token from a revoked or expired one.
+    pub fn unauthenticated() -> ApiError {
+        ApiError::Unauthorized(
+            "Authentication required: send a valid token as 'Authorization: Bearer <token>' or \
+             'X-Auth-Token: <token>' (missing, unknown, revoked or expired tokens are refused)"
+                .into(),
+        )
     }
 
     /// Panko's RBAC refusal (403).
@@ -185,6 +205,7 @@ impl ResponseError for ApiError {
             ApiError::NotAcceptable => StatusCode::NOT_ACCEPTABLE,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -218,8 +239,18 @@ impl ResponseError for ApiError {
         if let ApiError::MethodNotAllowed { allow, .. } = self {
             response.insert_header((header::ALLOW, allow.clone()));
         }
-        if let ApiError::Unavailable(_) = self {
-            response.insert_header((header::RETRY_AFTER, "1"));
+        match self {
+            ApiError::Unavailable(_) => {
+                response.insert_header((header::RETRY_AFTER, "1"));
+            }
+            ApiError::TooManyRequests { retry_after, .. } => {
+                response.insert_header((header::RETRY_AFTER, retry_after.to_string()));
+            }
+            // RFC 6750: a 401 names the scheme the client should use.
+            ApiError::Unauthorized(_) => {
+                response.insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"almanac\""));
+            }
+            _ => {}
         }
         response.json(body)
     }

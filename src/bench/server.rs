@@ -175,7 +175,10 @@ impl Server {
         let log = dir.join("server.log");
         let log_file = File::create(&log).with_context(|| format!("cannot create {log:?}"))?;
         let mut cmd = Command::new(exe);
+        // Identity headers on loopback: the harness names admins and members per request. (A
+        // verified token costs a cache lookup and one SHA-256 per request on top.)
         cmd.args(["serve", "--bind", &addr, "--database-url", &store.url()])
+            .args(["--auth", "headers"])
             .current_dir(dir)
             // Other ALMANAC_* settings pass through (to benchmark a tuning); these three are the
             // harness's to choose.

@@ -8,13 +8,17 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::http::Uri;
 use actix_web::middleware::Next;
-use actix_web::ResponseError;
+use actix_web::{HttpMessage, ResponseError};
 use tracing::Instrument;
 
 use crate::error::ApiError;
 
 static OPENSTACK_REQUEST_ID: HeaderName = HeaderName::from_static("x-openstack-request-id");
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The request's id, in the request's extensions for handlers (audit records carry it).
+#[derive(Clone, Debug)]
+pub struct RequestId(pub String);
 
 /// Gives each request an id (`req-<uuid>`), sent back in `x-openstack-request-id` and
 /// `X-Request-Id` and carried by every log line of the request.
@@ -30,6 +34,7 @@ pub async fn entry(
         path = %req.path(),
     );
     trim_trailing_slash(&mut req);
+    req.extensions_mut().insert(RequestId(request_id.clone()));
     let started = Instant::now();
 
     let mut res = async {

@@ -5,6 +5,7 @@ mod body;
 mod fallback;
 mod middleware;
 pub mod openapi;
+mod rate_limit;
 mod routes;
 pub mod views;
 
@@ -17,9 +18,10 @@ use utoipa::OpenApi;
 use utoipa_actix_web::AppExt;
 use utoipa_swagger_ui::{Config as SwaggerConfig, SwaggerUi};
 
-use crate::auth::Policy;
+use crate::auth::{Authenticator, Policy, RequestMeta};
 use crate::config::Config;
 use crate::db::Db;
+use crate::store::audit::{Actor, AuditEntry};
 use crate::store::plan_cache::PlanCache;
 use crate::store::writer::IngestWriter;
 
@@ -29,22 +31,69 @@ pub struct AppState {
     pub db: Db,
     pub config: Arc<Config>,
     pub policy: Arc<Policy>,
+    /// The auth mode, with the token cache.
+    pub auth: Arc<Authenticator>,
     /// Group commit for ingestion (starts its writer threads).
     pub writer: IngestWriter,
     /// Recent trait-filter match counts, for choosing query plans.
     pub plans: Arc<PlanCache>,
+    pub ingest_rate: Arc<rate_limit::IngestRateLimit>,
 }
 
 impl AppState {
-    pub fn new(db: Db, config: Config) -> AppState {
+    /// Fails only on a bad policy (which `Config::load` has already ruled out).
+    pub fn new(db: Db, config: Config) -> anyhow::Result<AppState> {
+        let policy = config.policy()?;
         let writer = IngestWriter::start(db.clone(), config.db_options().connect_timeout);
-        AppState {
+        let audit = &config.audit;
+        let auth = Authenticator::new(
+            config.auth,
+            db.clone(),
+            std::time::Duration::from_secs(config.tokens.cache_seconds),
+            writer.clone(),
+            audit
+                .tracks(crate::store::audit::AUTH_FAILURE)
+                .then_some(audit.auth_failures_per_minute),
+        );
+        let ingest_rate = rate_limit::IngestRateLimit::new(
+            config.limits.ingest_events_per_second,
+            config.limits.ingest_burst_events,
+        );
+        Ok(AppState {
             db,
             config: Arc::new(config),
-            policy: Arc::new(Policy::default()),
+            policy: Arc::new(policy),
+            auth: Arc::new(auth),
             writer,
             plans: Arc::new(PlanCache::default()),
-        }
+            ingest_rate: Arc::new(ingest_rate),
+        })
+    }
+
+    /// An audit record of this request by `actor`, if that action is tracked.
+    pub fn audit_entry(
+        &self,
+        meta: &RequestMeta,
+        action: &'static str,
+        actor: Actor,
+    ) -> Option<AuditEntry> {
+        self.config
+            .audit
+            .tracks(action)
+            .then(|| meta.entry(action, actor))
+    }
+}
+
+/// The request's id (set by the middleware) and the peer's address, for audit records. The
+/// address is the TCP peer's: forwarding headers are set by clients and not trusted here.
+pub fn request_meta(req: &actix_web::HttpRequest) -> RequestMeta {
+    use actix_web::HttpMessage;
+    RequestMeta {
+        request_id: req
+            .extensions()
+            .get::<middleware::RequestId>()
+            .map(|id| id.0.clone()),
+        remote_addr: req.peer_addr().map(|a| a.ip().to_string()),
     }
 }
 

@@ -262,6 +262,14 @@ impl EventDecoder<'_> {
         let fields = event_fields(raw, &mut problems);
         let message_id = optional_name("message_id", fields.message_id, &mut problems);
         let event_type = required_name("event_type", fields.event_type, &mut problems);
+        if let (Some(t), Some(prefix)) = (&event_type, self.limits.reserved_type_prefix) {
+            if t.starts_with(prefix) {
+                problems.add(format_args!(
+                    "event_type {t:?} is reserved: types starting with {prefix:?} are Almanac's \
+                     own audit records"
+                ));
+            }
+        }
         let generated = self.generated(fields.generated, &mut problems);
         let traits = self.traits(fields.traits, &mut problems);
         let raw = raw_payload(fields.raw, &mut problems);
@@ -992,6 +1000,7 @@ mod tests {
         max_batch_events: 10,
         max_string_bytes: 16,
         max_traits_per_event: 40,
+        reserved_type_prefix: Some("almanac."),
     };
 
     fn decode(body: &str) -> Result<Vec<NewEvent>, BatchError> {

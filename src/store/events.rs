@@ -167,8 +167,10 @@ fn push_scope(sql: &mut Sql, scope: &EventScope) {
         } => {
             sql.push(" AND e.project_ref = ");
             push_tenant_ref(sql, project_id);
-            sql.push(" AND e.user_ref = ");
-            push_tenant_ref(sql, user_id);
+            if let Some(user_id) = user_id {
+                sql.push(" AND e.user_ref = ");
+                push_tenant_ref(sql, user_id);
+            }
         }
     }
 }

@@ -7,6 +7,7 @@ use diesel::RunQueryDsl;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::audit::{self, AuditEntry};
 use super::names::{self, NameTable};
 use super::rows::IdMessage;
 use super::write_transaction;
@@ -39,29 +40,49 @@ pub fn insert_batch(
     conn: &mut AnyConnection,
     batch: &[NewEvent],
 ) -> Result<IngestOutcome, ApiError> {
-    insert_batches(conn, &[batch])?.pop().unwrap_or_else(|| {
+    let write = BatchWrite {
+        events: batch,
+        audit: None,
+    };
+    insert_batches(conn, &[write])?.pop().unwrap_or_else(|| {
         Err(ApiError::internal(anyhow::anyhow!(
             "no outcome for a batch"
         )))
     })
 }
 
+/// One request's batch, and the audit record to store with it (completed with the outcome's
+/// counts), if ingestion is tracked.
+pub struct BatchWrite<'a> {
+    pub events: &'a [NewEvent],
+    pub audit: Option<&'a AuditEntry>,
+}
+
 /// Stores several batches in one transaction (group commit): one commit, so one disk flush, for
-/// all of them. Each batch runs in a savepoint of its own, so a batch that fails leaves the others
-/// intact; the outer error is the commit's, which fails them all.
+/// all of them. Each batch runs in a savepoint of its own, with its audit record, so a batch that
+/// fails leaves the others intact; the outer error is the commit's, which fails them all.
 pub fn insert_batches(
     conn: &mut AnyConnection,
-    batches: &[&[NewEvent]],
+    batches: &[BatchWrite<'_>],
 ) -> Result<Vec<Result<IngestOutcome, ApiError>>, ApiError> {
     write_transaction(conn, |conn| {
         Ok(batches
             .iter()
-            .map(|batch| conn.transaction(|conn| insert_in_transaction(conn, batch)))
+            .map(|batch| {
+                conn.transaction(|conn| {
+                    let outcome = insert_in_transaction(conn, batch.events)?;
+                    if let Some(entry) = batch.audit {
+                        audit::record(conn, &[audit::with_outcome(entry, &outcome)])?;
+                    }
+                    Ok(outcome)
+                })
+            })
             .collect())
     })
 }
 
-fn insert_in_transaction(
+/// Stores a batch inside the caller's transaction; duplicates are skipped and reported.
+pub(super) fn insert_in_transaction(
     conn: &mut AnyConnection,
     batch: &[NewEvent],
 ) -> Result<IngestOutcome, ApiError> {

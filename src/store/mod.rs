@@ -1,12 +1,14 @@
 //! The store: every query Almanac runs, as plain functions over a connection. Handlers call these
 //! and never build SQL themselves.
 
+pub mod audit;
 pub mod event_types;
 pub mod events;
 pub mod ingest;
 mod names;
 pub mod plan_cache;
 mod rows;
+pub mod tokens;
 pub mod writer;
 
 use diesel::connection::Connection;

@@ -16,7 +16,8 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tracing::Span;
 
-use super::ingest::{insert_batches, IngestOutcome};
+use super::audit::AuditEntry;
+use super::ingest::{insert_batches, BatchWrite, IngestOutcome};
 use diesel::r2d2::R2D2Connection;
 
 use crate::db::{AnyConnection, Backend, Db};
@@ -32,6 +33,7 @@ type Reply = oneshot::Sender<Result<IngestOutcome, ApiError>>;
 
 struct Job {
     batch: Vec<NewEvent>,
+    audit: Option<AuditEntry>,
     reply: Reply,
     span: Span,
 }
@@ -63,11 +65,17 @@ impl IngestWriter {
         IngestWriter { queue, wait }
     }
 
-    /// Stores a batch; returns once it is committed.
-    pub async fn submit(&self, batch: Vec<NewEvent>) -> Result<IngestOutcome, ApiError> {
+    /// Stores a batch, and its audit record in the same transaction; returns once it is
+    /// committed.
+    pub async fn submit(
+        &self,
+        batch: Vec<NewEvent>,
+        audit: Option<AuditEntry>,
+    ) -> Result<IngestOutcome, ApiError> {
         let (reply, answer) = oneshot::channel();
         let job = Job {
             batch,
+            audit,
             reply,
             span: Span::current(),
         };
@@ -119,7 +127,13 @@ fn store_group(db: &Db, conn: &mut Option<AnyConnection>, group: Vec<Job>) {
     }
     let result = match conn.as_mut() {
         Some(c) => {
-            let batches: Vec<&[NewEvent]> = group.iter().map(|j| j.batch.as_slice()).collect();
+            let batches: Vec<BatchWrite<'_>> = group
+                .iter()
+                .map(|j| BatchWrite {
+                    events: &j.batch,
+                    audit: j.audit.as_ref(),
+                })
+                .collect();
             insert_batches(c, &batches)
         }
         None => Err(ApiError::Unavailable(

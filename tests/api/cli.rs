@@ -16,6 +16,9 @@ use serde_json::{json, Value};
 use crate::backend_tests;
 use crate::support::{Backend, TestDb};
 
+/// Token mode, the bootstrap token and `almanac token` as processes.
+mod auth;
+
 const BIN: &str = env!("CARGO_BIN_EXE_almanac");
 const USER: &str = "cli-user";
 const PROJECT: &str = "cli-project";
@@ -172,6 +175,9 @@ struct Start<'a> {
     env: Vec<(String, String)>,
     /// The working directory; a fresh empty one when `None`.
     cwd: Option<&'a Path>,
+    /// Passes `--auth headers` (most tests name their caller with identity headers) and turns
+    /// the ingest audit records off.
+    auth_headers: bool,
 }
 
 impl<'a> Start<'a> {
@@ -184,6 +190,7 @@ impl<'a> Start<'a> {
             args: Vec::new(),
             env: Vec::new(),
             cwd: None,
+            auth_headers: true,
         }
     }
 
@@ -195,6 +202,12 @@ impl<'a> Start<'a> {
         }
         if let Some(url) = self.database_url {
             cmd.args(["--database-url", url]);
+        }
+        if self.auth_headers {
+            // As the in-process tests: identity headers, and no ingest audit records among the
+            // events the test lists.
+            cmd.args(["--auth", "headers"]);
+            cmd.env("ALMANAC_AUDIT__INGEST", "false");
         }
         cmd.args(&self.args);
         for (k, v) in &self.env {
@@ -1014,6 +1027,7 @@ async fn config_file_sets_bind_and_limits(backend: Backend) {
         args: vec!["--config".into(), file.display().to_string()],
         env: Vec::new(),
         cwd: Some(cwd.path()),
+        auth_headers: true,
     }
     .start();
     server.assert_max_limit(150);
@@ -1042,6 +1056,7 @@ async fn environment_overrides_config_file(backend: Backend) {
             ("ALMANAC_SOMETHING_ELSE".into(), "1".into()),
         ],
         cwd: None,
+        auth_headers: true,
     }
     .start();
     server.assert_max_limit(170);
@@ -1070,6 +1085,7 @@ async fn environment_sets_bind_and_database_url(backend: Backend) {
             ("ALMANAC_DATABASE_URL".into(), db.url.clone()),
         ],
         cwd: Some(cwd.path()),
+        auth_headers: true,
     }
     .start();
     server.ingest(&json!([event("env-1", 1, "m1.small")]));
@@ -1103,6 +1119,7 @@ async fn flags_override_environment_and_file(backend: Backend) {
             ("ALMANAC_LIMITS__MAX_LIMIT".into(), "160".into()),
         ],
         cwd: None,
+        auth_headers: true,
     }
     .start();
     // --bind and --database-url won; the limit (no flag) comes from the environment.
@@ -1123,6 +1140,7 @@ async fn almanac_config_variable_names_the_file(backend: Backend) {
         args: Vec::new(),
         env: vec![("ALMANAC_CONFIG".into(), file.display().to_string())],
         cwd: None,
+        auth_headers: true,
     }
     .start();
     server.assert_max_limit(140);
@@ -1140,6 +1158,7 @@ async fn working_directory_almanac_toml_is_read(backend: Backend) {
         args: Vec::new(),
         env: Vec::new(),
         cwd: Some(cwd.path()),
+        auth_headers: true,
     }
     .start();
     server.assert_max_limit(130);
@@ -1161,6 +1180,7 @@ async fn explicit_config_ignores_working_directory_toml(backend: Backend) {
         args: vec!["--config".into(), file.display().to_string()],
         env: Vec::new(),
         cwd: Some(cwd.path()),
+        auth_headers: true,
     }
     .start();
     server.assert_max_limit(120);
@@ -1262,6 +1282,7 @@ fn serve_defaults_to_almanac_db_in_the_working_directory() {
         args: Vec::new(),
         env: Vec::new(),
         cwd: Some(cwd.path()),
+        auth_headers: true,
     };
     let server = start().start();
     assert!(

@@ -11,7 +11,9 @@ use serde_json::{json, Value};
 use almanac::config::Config;
 
 use crate::backend_tests;
-use crate::support::{admin, app, app_with, as_user, event, member, s, t, Backend, Resp, TestApp};
+use crate::support::{
+    admin, app, app_with, as_user, event, headers_config, member, s, t, Backend, Resp, TestApp,
+};
 
 backend_tests!(
     unknown_q_op,
@@ -305,7 +307,7 @@ async fn limit_given_twice(backend: Backend) {
 }
 
 async fn limit_zero_means_the_default_page(backend: Backend) {
-    let mut config = Config::default();
+    let mut config = headers_config();
     config.limits.default_limit = 3;
     let app = app_with(backend, config).await;
     let events: Vec<Value> = (0..5)
@@ -352,7 +354,7 @@ async fn limit_over_the_maximum(backend: Backend) {
 }
 
 async fn limit_maximum_is_configurable(backend: Backend) {
-    let mut config = Config::default();
+    let mut config = headers_config();
     config.limits.max_limit = 500;
     let app = app_with(backend, config).await;
     seed(&app).await;
@@ -1202,7 +1204,7 @@ where
 }
 
 fn small_body_config() -> Config {
-    let mut config = Config::default();
+    let mut config = headers_config();
     config.limits.max_body_bytes = 256;
     config
 }

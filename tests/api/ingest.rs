@@ -6,10 +6,10 @@ use actix_web::dev::{Service, ServiceResponse};
 use actix_web::test::TestRequest;
 use serde_json::{json, Value};
 
-use almanac::config::Config;
-
 use crate::backend_tests;
-use crate::support::{admin, app, app_with, as_user, event, member, s, t, Backend, Resp, TestApp};
+use crate::support::{
+    admin, app, app_with, as_user, event, headers_config, member, s, t, Backend, Resp, TestApp,
+};
 
 backend_tests!(
     good_batch_is_stored_and_read_back,
@@ -1144,7 +1144,7 @@ async fn over_long_string_is_rejected(backend: Backend) {
 }
 
 async fn custom_string_limit_applies(backend: Backend) {
-    let mut config = Config::default();
+    let mut config = headers_config();
     config.limits.max_string_bytes = 8;
     let app = app_with(backend, config).await;
     let res = app
@@ -1489,7 +1489,7 @@ async fn datetimes_at_the_ends_of_the_range(backend: Backend) {
 }
 
 async fn batch_over_max_events_is_413(backend: Backend) {
-    let mut config = Config::default();
+    let mut config = headers_config();
     config.limits.max_batch_events = 3;
     let app = app_with(backend, config).await;
     let four: Vec<Value> = (0..4)
@@ -1515,7 +1515,7 @@ async fn batch_over_max_events_is_413(backend: Backend) {
 }
 
 async fn body_over_max_bytes_is_413(backend: Backend) {
-    let mut config = Config::default();
+    let mut config = headers_config();
     config.limits.max_body_bytes = 200;
     let app = app_with(backend, config).await;
     let fits = format!(
@@ -1663,7 +1663,7 @@ async fn bad_values_are_rejected_with_reasons(backend: Backend) {
 }
 
 async fn too_many_traits_are_rejected(backend: Backend) {
-    let mut config = Config::default();
+    let mut config = headers_config();
     config.limits.max_traits_per_event = 3;
     let app = app_with(backend, config).await;
     let traits =

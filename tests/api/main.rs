@@ -2,6 +2,7 @@
 
 mod support;
 
+mod audit;
 mod cli;
 mod errors;
 mod event_types;
@@ -10,5 +11,8 @@ mod ingest;
 mod migrations;
 mod openapi;
 mod paging;
+mod policy;
 mod root;
 mod scoping;
+mod tenancy;
+mod tokens;

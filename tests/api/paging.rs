@@ -7,7 +7,7 @@ use std::cmp::Ordering;
 use serde_json::json;
 
 use crate::backend_tests;
-use crate::support::{app, app_with, event, s, Backend};
+use crate::support::{app, app_with, event, headers_config, s, Backend};
 
 backend_tests!(
     paging_visits_every_event_once_in_order,
@@ -208,7 +208,7 @@ async fn default_and_configured_limits(backend: Backend) {
         120
     );
 
-    let mut config = almanac::config::Config::default();
+    let mut config = headers_config();
     config.limits.default_limit = 10;
     config.limits.max_limit = 50;
     let small = app_with(backend, config).await;

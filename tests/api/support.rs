@@ -13,9 +13,11 @@ use diesel::connection::SimpleConnection;
 use diesel::{Connection, PgConnection};
 use serde_json::Value;
 
+use almanac::auth::Access;
 use almanac::config::Config;
 use almanac::db::{migrations, DatabaseUrl, Db};
 use almanac::http::{self, AppState};
+use almanac::store::tokens::NewToken;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
@@ -253,7 +255,20 @@ pub async fn app(
         Error = actix_web::Error,
     >,
 > {
-    app_with(backend, Config::default()).await
+    app_with(backend, headers_config()).await
+}
+
+/// The default configuration with `auth = headers`, which most tests use to name their caller
+/// with [`admin`], [`member`] and [`as_user`], and without the ingest audit records (which
+/// would appear among the events those tests list); token mode and the audit trail have their
+/// own tests.
+pub fn headers_config() -> Config {
+    let mut config = Config {
+        auth: almanac::auth::AuthMode::Headers,
+        ..Config::default()
+    };
+    config.audit.ingest = false;
+    config
 }
 
 pub async fn app_with(
@@ -268,8 +283,95 @@ pub async fn app_with(
 > {
     let db = TestDb::new(backend);
     let pool = db.open_migrated();
-    let service = test::init_service(http::app(AppState::new(pool, config))).await;
+    let service = test::init_service(http::app(
+        AppState::new(pool, config).expect("a valid config"),
+    ))
+    .await;
     TestApp { service, _db: db }
+}
+
+/// A token-mode application (the default `auth`) on a fresh database, with an admin token made
+/// the way `almanac token create` makes it (straight in the store).
+pub struct TokenApp<S> {
+    pub app: TestApp<S>,
+    /// `admin-user` in `admin-project` with role `admin`.
+    pub admin: String,
+    /// The application's own pool, for tokens made outside the API.
+    pub db: Db,
+}
+
+pub async fn token_app(
+    backend: Backend,
+) -> TokenApp<
+    impl Service<
+        actix_http::Request,
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+    >,
+> {
+    token_app_with(backend, Config::default()).await
+}
+
+pub async fn token_app_with(
+    backend: Backend,
+    config: Config,
+) -> TokenApp<
+    impl Service<
+        actix_http::Request,
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+    >,
+> {
+    assert_eq!(config.auth, almanac::auth::AuthMode::Token);
+    let db = TestDb::new(backend);
+    let pool = db.open_migrated();
+    let admin = make_token(
+        &pool,
+        "admin-user",
+        "admin-project",
+        &["admin"],
+        Access::Full,
+        None,
+    );
+    let service = test::init_service(http::app(
+        AppState::new(pool.clone(), config).expect("a valid config"),
+    ))
+    .await;
+    TokenApp {
+        app: TestApp { service, _db: db },
+        admin,
+        db: pool,
+    }
+}
+
+/// Creates a token in the store (no audit record) and returns its text.
+pub fn make_token(
+    db: &Db,
+    user: &str,
+    project: &str,
+    roles: &[&str],
+    access: Access,
+    expires_at: Option<i64>,
+) -> String {
+    let new = NewToken {
+        user_id: user.into(),
+        project_id: project.into(),
+        roles: roles.iter().map(|r| r.to_string()).collect(),
+        access,
+        description: String::new(),
+        expires_at,
+        created_by: "test".into(),
+    };
+    let mut conn = db.get().expect("a connection");
+    let now = almanac::model::time::now_micros();
+    almanac::store::tokens::create(&mut conn, &new, None, now)
+        .expect("create a token")
+        .1
+}
+
+/// `Authorization: Bearer <token>`.
+pub fn bearer(req: TestRequest, token: &str) -> TestRequest {
+    req.insert_header(("Authorization", format!("Bearer {token}")))
 }
 
 impl<S, B> TestApp<S>

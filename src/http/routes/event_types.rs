@@ -2,17 +2,17 @@
 
 use actix_web::{get, web, HttpRequest, HttpResponse};
 
-use crate::auth::{self, require_event_types_access};
+use crate::auth::require_event_types_access;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::views::{TraitDescriptionView, TraitView};
-use crate::http::{body, AppState};
+use crate::http::{body, request_meta, AppState};
 use crate::query::ensure_no_arguments;
 use crate::store;
 
 /// Identity and arguments check shared by the event-type routes.
-fn admit(req: &HttpRequest, state: &AppState) -> ApiResult<()> {
-    let who = auth::authenticate(state.config.auth, req)?;
-    require_event_types_access(&state.policy, &who)?;
+async fn admit(req: &HttpRequest, state: &AppState) -> ApiResult<()> {
+    let who = state.auth.identify(req, &request_meta(req)).await?;
+    require_event_types_access(state.auth.mode(), &state.policy, &who)?;
     ensure_no_arguments(req.query_string(), None)?;
     Ok(())
 }
@@ -28,7 +28,8 @@ fn admit(req: &HttpRequest, state: &AppState) -> ApiResult<()> {
     responses(
         (status = 200, description = "Event type names", body = Vec<String>, example = json!(["compute.instance.create.end", "image.upload"])),
         (status = 400, description = "A query parameter was given", body = ErrorBody),
-        (status = 401, description = "An identified caller who is not admin (Panko's status and text)", body = ErrorBody),
+        (status = 401, description = "auth = headers: an identified caller who is not admin (Panko's status and text). auth = token: no valid token", body = ErrorBody),
+        (status = 403, description = "auth = token: the policy event_types:index refused, or the token does not allow reading", body = ErrorBody),
         (status = 406, description = "The client does not accept JSON", body = ErrorBody),
         (status = 503, description = "The database is unavailable", body = ErrorBody),
     )
@@ -38,7 +39,7 @@ pub async fn list_event_types(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> ApiResult<HttpResponse> {
-    admit(&req, &state)?;
+    admit(&req, &state).await?;
     let types = state.db.run(store::event_types::list).await?;
     Ok(HttpResponse::Ok().json(types))
 }
@@ -51,7 +52,8 @@ pub async fn list_event_types(
     ),
     responses(
         (status = 400, description = "A query parameter was given", body = ErrorBody),
-        (status = 401, description = "An identified caller who is not admin", body = ErrorBody),
+        (status = 401, description = "auth = headers: an identified caller who is not admin. auth = token: no valid token", body = ErrorBody),
+        (status = 403, description = "auth = token: the policy event_types:index refused, or the token does not allow reading", body = ErrorBody),
         (status = 404, description = "No definition", body = ErrorBody),
     )
 )]
@@ -61,7 +63,7 @@ pub async fn show_event_type(
     _event_type: web::Path<String>,
     state: web::Data<AppState>,
 ) -> ApiResult<HttpResponse> {
-    admit(&req, &state)?;
+    admit(&req, &state).await?;
     Err(ApiError::not_found("The resource could not be found."))
 }
 
@@ -78,7 +80,8 @@ pub async fn show_event_type(
     responses(
         (status = 200, description = "Trait descriptions, grouped by type (string, integer, float, datetime), by name within a type", body = Vec<TraitDescriptionView>),
         (status = 400, description = "A query parameter was given", body = ErrorBody),
-        (status = 401, description = "An identified caller who is not admin", body = ErrorBody),
+        (status = 401, description = "auth = headers: an identified caller who is not admin. auth = token: no valid token", body = ErrorBody),
+        (status = 403, description = "auth = token: the policy event_types:index refused, or the token does not allow reading", body = ErrorBody),
         (status = 406, description = "The client does not accept JSON", body = ErrorBody),
         (status = 503, description = "The database is unavailable", body = ErrorBody),
     )
@@ -89,7 +92,7 @@ pub async fn list_traits(
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> ApiResult<HttpResponse> {
-    admit(&req, &state)?;
+    admit(&req, &state).await?;
     let event_type = body::path_text("event type", path.into_inner())?;
     let traits = state
         .db
@@ -119,7 +122,8 @@ pub async fn list_traits(
     responses(
         (status = 200, description = "Trait instances", body = Vec<TraitView>),
         (status = 400, description = "A query parameter was given", body = ErrorBody),
-        (status = 401, description = "An identified caller who is not admin", body = ErrorBody),
+        (status = 401, description = "auth = headers: an identified caller who is not admin. auth = token: no valid token", body = ErrorBody),
+        (status = 403, description = "auth = token: the policy event_types:index refused, or the token does not allow reading", body = ErrorBody),
         (status = 406, description = "The client does not accept JSON", body = ErrorBody),
         (status = 503, description = "The database is unavailable", body = ErrorBody),
     )
@@ -130,7 +134,7 @@ pub async fn list_trait_values(
     path: web::Path<(String, String)>,
     state: web::Data<AppState>,
 ) -> ApiResult<HttpResponse> {
-    admit(&req, &state)?;
+    admit(&req, &state).await?;
     let (event_type, name) = path.into_inner();
     let event_type = body::path_text("event type", event_type)?;
     let name = body::path_text("trait name", name)?;

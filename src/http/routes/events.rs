@@ -2,14 +2,15 @@
 
 use actix_web::{get, post, web, HttpRequest, HttpResponse};
 
-use crate::auth::{self, policy};
+use crate::auth::{self, policy, Identity, Need};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::views::EventView;
-use crate::http::{body, AppState};
+use crate::http::{body, request_meta, AppState};
 use crate::ingest::decode_batch;
 use crate::model::time;
 use crate::query::{ensure_no_arguments, parse_event_query, ParseOptions};
 use crate::store;
+use crate::store::audit;
 use crate::store::ingest::IngestOutcome;
 
 const Q_DOC: &str = "The q language: each item is (field, op, value, type), sent as parallel \
@@ -68,7 +69,8 @@ pub struct QueryItem {
     responses(
         (status = 200, description = "A page of events", body = Vec<EventView>),
         (status = 400, description = "A bad query: the faultstring says what and what is accepted", body = ErrorBody),
-        (status = 403, description = "No user or project identity, or the policy refused", body = ErrorBody),
+        (status = 401, description = "auth = token: no valid token (missing, unknown, revoked or expired)", body = ErrorBody),
+        (status = 403, description = "No user or project identity, the policy refused, or the token does not allow reading", body = ErrorBody),
         (status = 406, description = "The client does not accept JSON", body = ErrorBody),
         (status = 413, description = "The body is too large", body = ErrorBody),
         (status = 415, description = "A body that is not JSON", body = ErrorBody),
@@ -81,8 +83,9 @@ pub async fn list_events(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> ApiResult<HttpResponse> {
-    let who = auth::authenticate(state.config.auth, &req)?;
+    let who = state.auth.identify(&req, &request_meta(&req)).await?;
     // Authorization before input validation: an unidentified caller learns nothing.
+    who.require(Need::Read)?;
     if !who.has_context() || !state.policy.allows(policy::EVENTS_INDEX, &who) {
         return Err(ApiError::rbac());
     }
@@ -96,7 +99,13 @@ pub async fn list_events(
         max_value_bytes: limits.max_string_bytes,
     };
     let query = parse_event_query(req.query_string(), json_body, &options)?;
-    let scope = auth::event_scope(&state.policy, &who, policy::EVENTS_INDEX, query.all_tenants)?;
+    let scope = auth::event_scope(
+        &state.policy,
+        state.config.member_scope,
+        &who,
+        policy::EVENTS_INDEX,
+        query.all_tenants,
+    )?;
     let limit = query.limit.unwrap_or(limits.default_limit);
     let plans = state.plans.clone();
     let events = state
@@ -119,7 +128,8 @@ pub async fn list_events(
     responses(
         (status = 200, description = "The event", body = EventView),
         (status = 400, description = "A query parameter was given (none are accepted)", body = ErrorBody),
-        (status = 403, description = "No user or project identity, or the policy refused", body = ErrorBody),
+        (status = 401, description = "auth = token: no valid token (missing, unknown, revoked or expired)", body = ErrorBody),
+        (status = 403, description = "No user or project identity, the policy refused, or the token does not allow reading", body = ErrorBody),
         (status = 404, description = "No such event in the caller's scope", body = ErrorBody),
         (status = 406, description = "The client does not accept JSON", body = ErrorBody),
         (status = 503, description = "The database is unavailable", body = ErrorBody),
@@ -131,8 +141,14 @@ pub async fn show_event(
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> ApiResult<HttpResponse> {
-    let who = auth::authenticate(state.config.auth, &req)?;
-    let scope = auth::event_scope(&state.policy, &who, policy::EVENTS_SHOW, false)?;
+    let who = state.auth.identify(&req, &request_meta(&req)).await?;
+    let scope = auth::event_scope(
+        &state.policy,
+        state.config.member_scope,
+        &who,
+        policy::EVENTS_SHOW,
+        false,
+    )?;
     ensure_no_arguments(req.query_string(), None)?;
     let message_id = body::path_text("message_id", path.into_inner())?;
     let lookup = message_id.clone();
@@ -148,7 +164,8 @@ pub async fn show_event(
 ///
 /// A JSON array of events in the shape the API returns (trait values as strings or JSON
 /// numbers; `type` may be omitted for strings and numbers), or NDJSON with
-/// `Content-Type: application/x-ndjson`. Ceilometer's `[name, dtype, value]` traits are accepted.
+/// `Content-Type: application/x-ndjson`. Ceilometer's `[name, dtype, value]` traits are accepted. Event types starting with `almanac.`
+/// are reserved for Almanac's audit records.
 /// The batch is validated whole: one invalid event rejects the batch with a 400 listing every
 /// invalid event, and nothing is stored. An event whose message_id is already stored (or repeats
 /// in the batch) is skipped and reported. A 201 is sent only after the batch is committed.
@@ -166,10 +183,12 @@ pub async fn show_event(
     responses(
         (status = 201, description = "Committed", body = IngestOutcome),
         (status = 400, description = "Malformed body or invalid events (each listed in error_message.errors); nothing stored", body = ErrorBody),
-        (status = 403, description = "The policy events:create refused", body = ErrorBody),
+        (status = 401, description = "auth = token: no valid token (missing, unknown, revoked or expired)", body = ErrorBody),
+        (status = 403, description = "The policy events:create refused, or the token does not allow ingesting", body = ErrorBody),
         (status = 406, description = "The client does not accept JSON", body = ErrorBody),
         (status = 413, description = "Body or batch too large", body = ErrorBody),
         (status = 415, description = "Neither application/json nor application/x-ndjson", body = ErrorBody),
+        (status = 429, description = "The caller's ingest rate limit (limits.ingest_events_per_second); Retry-After says when to retry", body = ErrorBody),
         (status = 503, description = "The database is unavailable; nothing stored", body = ErrorBody),
     )
 )]
@@ -179,7 +198,8 @@ pub async fn ingest_events(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> ApiResult<HttpResponse> {
-    let who = auth::authenticate(state.config.auth, &req)?;
+    let meta = request_meta(&req);
+    let who = state.auth.identify(&req, &meta).await?;
     auth::require_ingest(&state.policy, &who)?;
     let format = body::batch_format(&req)?;
     let raw_body = body::read(
@@ -194,8 +214,22 @@ pub async fn ingest_events(
     let batch = web::block(move || decode_batch(&raw_body, format, &limits, time::now_micros()))
         .await
         .map_err(|e| ApiError::internal(anyhow::anyhow!("decoding task failed: {e}")))??;
-    let outcome = state.writer.submit(batch).await?;
+    state.ingest_rate.check(&rate_key(&who), batch.len())?;
+    let audit = state.audit_entry(&meta, audit::EVENTS_INGEST, who.actor());
+    let outcome = state.writer.submit(batch, audit).await?;
     Ok(HttpResponse::Created().json(outcome))
+}
+
+/// Whose ingest bucket a batch is taken from: the token, or in `headers` mode the user.
+fn rate_key(who: &Identity) -> String {
+    match &who.token {
+        Some(grant) => format!("token:{}", grant.id),
+        None => format!(
+            "user:{}@{}",
+            who.user_id.as_deref().unwrap_or(""),
+            who.project_id.as_deref().unwrap_or("")
+        ),
+    }
 }
 
 /// An event to ingest.

@@ -3,6 +3,7 @@
 mod event_types;
 mod events;
 mod root;
+mod tokens;
 
 pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     cfg.service(root::versions)
@@ -15,5 +16,9 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(event_types::list_event_types)
         .service(event_types::show_event_type)
         .service(event_types::list_traits)
-        .service(event_types::list_trait_values);
+        .service(event_types::list_trait_values)
+        .service(tokens::create_token)
+        .service(tokens::list_tokens)
+        .service(tokens::show_token)
+        .service(tokens::revoke_token);
 }

@@ -92,6 +92,7 @@ fn v2_entry(req: &HttpRequest) -> Version {
 /// The API versions.
 #[utoipa::path(
     tag = "versions",
+    security(()),
     responses(
         (status = 200, description = "The versions document", body = Versions),
         (status = 406, description = "The client does not accept JSON", body = ErrorBody),
@@ -109,6 +110,7 @@ pub async fn versions(req: HttpRequest) -> HttpResponse {
 /// The v2 version entry (`/v2/` too). Panko answers 404 here although `/` links to it.
 #[utoipa::path(
     tag = "versions",
+    security(()),
     responses(
         (status = 200, description = "The v2 version entry", body = VersionEntry),
         (status = 406, description = "The client does not accept JSON", body = ErrorBody),
@@ -124,6 +126,7 @@ pub async fn v2_version(req: HttpRequest) -> HttpResponse {
 /// Liveness: the process answers HTTP. `OK` as text, as oslo.middleware's health check.
 #[utoipa::path(
     tag = "versions",
+    security(()),
     responses((status = 200, description = "The server is alive", body = String, content_type = "text/plain"))
 )]
 #[get("/healthcheck")]
@@ -145,6 +148,7 @@ pub struct Capabilities {
 /// Capabilities (`/v2/capabilities/` too). No identity needed.
 #[utoipa::path(
     tag = "capabilities",
+    security(()),
     responses(
         (status = 200, description = "The capabilities", body = Capabilities),
         (status = 400, description = "A query parameter was given", body = ErrorBody),
