@@ -39,9 +39,9 @@ impl RequestMeta {
     }
 }
 
+/// A token as last read from the store (`None`: no such id), and when.
 struct Cached {
-    record: TokenRecord,
-    secret_hash: String,
+    found: Option<(TokenRecord, String)>,
     fetched: Instant,
 }
 
@@ -61,6 +61,9 @@ pub struct Authenticator {
     /// effect at once on the process that revoked; on other processes within this time.
     ttl: Duration,
     cache: Mutex<HashMap<String, Cached>>,
+    /// Bumped by every [`Authenticator::forget`]: a lookup that started before a revocation
+    /// must not cache what it read, or the revoked token would be trusted again.
+    generation: AtomicU64,
     failures: Option<FailureAudit>,
 }
 
@@ -111,6 +114,7 @@ impl Authenticator {
             db,
             ttl,
             cache: Mutex::new(HashMap::new()),
+            generation: AtomicU64::new(0),
             failures,
         }
     }
@@ -126,7 +130,7 @@ impl Authenticator {
         meta: &RequestMeta,
     ) -> Result<Identity, ApiError> {
         match self.mode {
-            AuthMode::Headers => Ok(from_headers(req)),
+            AuthMode::Headers => from_headers(req),
             AuthMode::Token => match self.check_token(req).await {
                 Ok(identity) => Ok(identity),
                 Err(Failure::Refused(refusal, token_id)) => {
@@ -138,9 +142,10 @@ impl Authenticator {
         }
     }
 
-    /// Forgets a token at once (after it is revoked here).
+    /// Forgets what is known of a token id at once (after it is created or revoked here).
     pub fn forget(&self, token_id: &str) {
         if let Ok(mut cache) = self.cache.lock() {
+            self.generation.fetch_add(1, Ordering::SeqCst);
             cache.remove(token_id);
         }
     }
@@ -153,21 +158,23 @@ impl Authenticator {
         };
         let presented = token::parse(&text).ok_or(Failure::Refused(Refusal::Malformed, None))?;
         let id = presented.id.to_string();
-        let (record, secret_hash) = match self.cached(&id) {
+        let found = match self.cached(&id) {
             Some(found) => found,
             None => {
+                let generation = self.generation.load(Ordering::SeqCst);
                 let lookup = id.clone();
                 let found = self
                     .db
                     .run(move |conn| tokens::credentials(conn, &lookup))
                     .await
                     .map_err(Failure::Store)?;
-                let Some((record, secret_hash)) = found else {
-                    return Err(Failure::Refused(Refusal::Unknown, Some(id)));
-                };
-                self.remember(&record, &secret_hash);
-                (record, secret_hash)
+                self.remember(&id, &found, generation);
+                found
             }
+        };
+        // Unknown ids are cached too, so a flood of made-up tokens costs no database work.
+        let Some((record, secret_hash)) = found else {
+            return Err(Failure::Refused(Refusal::Unknown, Some(id)));
         };
         if !token::verify(presented.secret, &secret_hash) {
             return Err(Failure::Refused(Refusal::WrongSecret, Some(id)));
@@ -185,30 +192,33 @@ impl Authenticator {
             token: Some(TokenGrant {
                 id,
                 access: record.access,
+                expires_at: record.expires_at,
             }),
         })
     }
 
-    fn cached(&self, id: &str) -> Option<(TokenRecord, String)> {
+    fn cached(&self, id: &str) -> Option<Option<(TokenRecord, String)>> {
         let cache = self.cache.lock().ok()?;
         let entry = cache.get(id)?;
-        (entry.fetched.elapsed() < self.ttl)
-            .then(|| (entry.record.clone(), entry.secret_hash.clone()))
+        (entry.fetched.elapsed() < self.ttl).then(|| entry.found.clone())
     }
 
-    fn remember(&self, record: &TokenRecord, secret_hash: &str) {
+    /// Caches a lookup, unless a token was created or revoked here since it started.
+    fn remember(&self, id: &str, found: &Option<(TokenRecord, String)>, generation: u64) {
         if self.ttl.is_zero() {
             return;
         }
         if let Ok(mut cache) = self.cache.lock() {
+            if self.generation.load(Ordering::SeqCst) != generation {
+                return;
+            }
             if cache.len() >= CACHE_ENTRIES {
                 cache.clear();
             }
             cache.insert(
-                record.id.clone(),
+                id.to_string(),
                 Cached {
-                    record: record.clone(),
-                    secret_hash: secret_hash.to_string(),
+                    found: found.clone(),
                     fetched: Instant::now(),
                 },
             );

@@ -38,6 +38,8 @@ pub struct TokenGrant {
     /// The token's public id.
     pub id: String,
     pub access: Access,
+    /// When the token stops working, if it does.
+    pub expires_at: Option<crate::model::Micros>,
 }
 
 /// What a request needs its token to allow.
@@ -100,8 +102,23 @@ impl Identity {
     }
 }
 
-/// Panko's noauth identity: the headers, verbatim.
-fn from_headers(req: &HttpRequest) -> Identity {
+/// Longest identity header value accepted (as a token's user and project ids).
+const MAX_IDENTITY_BYTES: usize = 255;
+
+/// Panko's noauth identity: the headers, verbatim. Values longer than a token's ids could be are
+/// refused: they would be stored as the actor of audit records.
+fn from_headers(req: &HttpRequest) -> Result<Identity, ApiError> {
+    for name in ["X-User-Id", "X-Project-Id", "X-Roles"] {
+        if req
+            .headers()
+            .get(name)
+            .is_some_and(|v| v.len() > MAX_IDENTITY_BYTES)
+        {
+            return Err(ApiError::bad_request(format!(
+                "The {name} header is longer than {MAX_IDENTITY_BYTES} bytes"
+            )));
+        }
+    }
     let header = |name: &str| {
         req.headers()
             .get(name)
@@ -109,7 +126,7 @@ fn from_headers(req: &HttpRequest) -> Identity {
             .filter(|v| !v.is_empty())
             .map(str::to_string)
     };
-    Identity {
+    Ok(Identity {
         user_id: header("X-User-Id"),
         project_id: header("X-Project-Id"),
         // Split on ',' without trimming, exactly as Panko: "member, admin" is not admin.
@@ -117,7 +134,7 @@ fn from_headers(req: &HttpRequest) -> Identity {
             .map(|r| r.split(',').map(str::to_string).collect())
             .unwrap_or_default(),
         token: None,
-    }
+    })
 }
 
 /// The token a request presents: `Authorization: Bearer …` (scheme case-insensitive, RFC 6750)

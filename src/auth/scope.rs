@@ -66,7 +66,9 @@ pub fn event_scope(
     }
 }
 
-/// The event-type routes (`event_types:index`, admins by default).
+/// The event-type routes: `event_types:index` (admins by default), and admins only whatever that
+/// rule says, as Panko's `requires_admin`: event types, trait names and trait values are read
+/// across every tenant, so opening them to members would leak other tenants' values.
 ///
 /// In `headers` mode this is Panko's `requires_admin`: only a caller that is fully identified
 /// and not admin is refused, with a 401 and Panko's text; with no identity headers at all the
@@ -78,13 +80,14 @@ pub fn require_event_types_access(
     who: &Identity,
 ) -> Result<(), ApiError> {
     who.require(Need::Read)?;
+    let allowed = policy.allows(policy::EVENT_TYPES_INDEX, who) && policy.is_admin(who);
     match mode {
-        AuthMode::Token if !policy.allows(policy::EVENT_TYPES_INDEX, who) => Err(ApiError::rbac()),
+        AuthMode::Token if !allowed => Err(ApiError::rbac()),
         AuthMode::Token => Ok(()),
         AuthMode::Headers => match (&who.user_id, &who.project_id) {
-            (Some(_), Some(project)) if !policy.allows(policy::EVENT_TYPES_INDEX, who) => Err(
-                ApiError::Unauthorized(format!("Not Authorized to access project {project}")),
-            ),
+            (Some(_), Some(project)) if !allowed => Err(ApiError::Unauthorized(format!(
+                "Not Authorized to access project {project}"
+            ))),
             _ => Ok(()),
         },
     }

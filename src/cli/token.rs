@@ -215,24 +215,17 @@ pub fn bootstrap(config: &Config, conn: &mut AnyConnection) -> anyhow::Result<()
     Ok(())
 }
 
-/// Writes a secret to a file only its owner can read or write.
+/// Writes a secret to a file only its owner can read or write: a new temporary file (created
+/// with mode 0600 on Unix) in the same directory, renamed over the path. Whatever was at the path
+/// (a symlink to another file, a file with wider permissions) is replaced, never written through.
 fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-        options.mode(0o600);
-        let mut file = options.open(path)?;
-        // An existing file keeps its old mode on open: set it before writing the secret.
-        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-        file.write_all(text.as_bytes())?;
-        file.sync_all()
-    }
-    #[cfg(not(unix))]
-    {
-        let mut file = options.open(path)?;
-        file.write_all(text.as_bytes())?;
-        file.sync_all()
-    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut file = tempfile::NamedTempFile::new_in(dir)?;
+    file.write_all(text.as_bytes())?;
+    file.as_file().sync_all()?;
+    file.persist(path).map_err(|e| e.error)?;
+    Ok(())
 }

@@ -10,11 +10,13 @@ use almanac::auth::{Access, MemberScope};
 use almanac::config::{Config, ConfigOverrides};
 
 use crate::backend_tests;
-use crate::support::{bearer, event, make_token, s, token_app_with, Backend};
+use crate::support::{app, as_user, bearer, event, make_token, s, token_app_with, Backend};
 
 backend_tests!(
     policy_rules_from_the_config_take_effect,
-    members_scoped_by_project_alone
+    members_scoped_by_project_alone,
+    event_types_stay_admin_only_whatever_the_policy,
+    long_identity_headers_are_refused,
 );
 
 async fn policy_rules_from_the_config_take_effect(backend: Backend) {
@@ -207,4 +209,53 @@ fn audit_settings_are_checked() {
         .unwrap_err()
     );
     assert!(error.contains("ingest_burst_events"), "{error}");
+}
+
+async fn event_types_stay_admin_only_whatever_the_policy(backend: Backend) {
+    // Event types and trait values are read across tenants: a member may not read them even
+    // where the policy says anyone may.
+    let mut config = Config::default();
+    config.policy.insert("event_types:index".into(), "".into());
+    let t = token_app_with(backend, config).await;
+    let member = make_token(&t.db, "u1", "p1", &["member"], Access::Full, None);
+    for uri in ["/v2/event_types", "/v2/event_types/x/traits/project_id"] {
+        t.app
+            .send(bearer(TestRequest::get().uri(uri), &member))
+            .await
+            .error(403);
+        t.app
+            .send(bearer(TestRequest::get().uri(uri), &t.admin))
+            .await
+            .ok();
+    }
+}
+
+async fn long_identity_headers_are_refused(backend: Backend) {
+    let app = app(backend).await;
+    let long = "u".repeat(256);
+    for (user, project, roles) in [
+        (long.as_str(), "p", "admin"),
+        ("u", long.as_str(), "admin"),
+        ("u", "p", long.as_str()),
+    ] {
+        let text = app
+            .send(as_user(
+                TestRequest::get().uri("/v2/events"),
+                user,
+                project,
+                roles,
+            ))
+            .await
+            .error(400);
+        assert!(text.contains("longer than 255 bytes"), "{text}");
+    }
+    let ok = "u".repeat(255);
+    app.send(as_user(
+        TestRequest::get().uri("/v2/events"),
+        &ok,
+        "p",
+        "admin",
+    ))
+    .await
+    .ok();
 }

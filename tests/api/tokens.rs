@@ -9,7 +9,9 @@ use almanac::auth::Access;
 use almanac::config::Config;
 
 use crate::backend_tests;
-use crate::support::{bearer, event, make_token, s, token_app, token_app_with, Backend};
+use crate::support::{
+    admin, app, bearer, event, make_token, s, token_app, token_app_with, Backend,
+};
 
 backend_tests!(
     requests_without_a_valid_token_get_401,
@@ -22,6 +24,8 @@ backend_tests!(
     secrets_are_stored_only_as_hashes,
     revocation_reaches_other_servers_after_the_cache,
     ingest_rate_limit_per_token,
+    an_opened_token_policy_keeps_members_to_their_own,
+    tokens_are_not_managed_in_headers_mode,
 );
 
 const UNAUTHENTICATED: &str = "Authentication required";
@@ -224,7 +228,7 @@ async fn api_creates_lists_shows_and_revokes_tokens(backend: Backend) {
     assert_eq!(made["user_id"], "svc");
     assert_eq!(made["roles"], json!(["admin", "publisher"]));
     assert_eq!(made["access"], "ingest");
-    assert_eq!(made["created_by"], "admin-user");
+    assert_eq!(made["created_by"], "api:admin-user");
     assert_eq!(made["active"], true);
     assert!(made["expires_at"].is_string());
     assert!(made["revoked_at"].is_null());
@@ -604,4 +608,86 @@ async fn ingest_rate_limit_per_token(backend: Backend) {
         .send(bearer(TestRequest::get().uri("/v2/events/b0"), &t.admin))
         .await;
     res.error(404);
+}
+
+async fn an_opened_token_policy_keeps_members_to_their_own(backend: Backend) {
+    let mut config = Config::default();
+    for rule in ["tokens:create", "tokens:index", "tokens:revoke"] {
+        config.policy.insert(rule.into(), "".into());
+    }
+    let t = token_app_with(backend, config).await;
+    let in_an_hour = almanac::model::time::now_micros() + 3_600_000_000;
+    let member = make_token(
+        &t.db,
+        "u1",
+        "p1",
+        &["member", "viewer"],
+        Access::Full,
+        Some(in_an_hour),
+    );
+    let other = make_token(&t.db, "u2", "p1", &["member"], Access::Full, None);
+    let other_id = other.split('_').nth(1).unwrap();
+    let admin_id = t.admin.split('_').nth(1).unwrap();
+
+    // Only their own tokens are visible; others' are "not found", also to revoke.
+    let listed = t
+        .app
+        .send(bearer(TestRequest::get().uri("/v2/tokens"), &member))
+        .await
+        .ok();
+    let users: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["user_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(users, ["u1"]);
+    for id in [admin_id, other_id] {
+        for req in [TestRequest::get(), TestRequest::delete()] {
+            let req = bearer(req.uri(&format!("/v2/tokens/{id}")), &member);
+            t.app.send(req).await.error(404);
+        }
+    }
+    t.app
+        .send(bearer(TestRequest::get().uri("/v2/events"), &other))
+        .await
+        .ok();
+
+    // A copy of their own token only: same user, project and roles, no longer life.
+    for body in [
+        json!({"user_id": "u2", "project_id": "p1", "roles": ["member", "viewer"]}),
+        json!({"user_id": "u1", "project_id": "p2", "roles": ["member", "viewer"]}),
+        json!({"user_id": "u1", "project_id": "p1", "roles": ["admin"]}),
+        json!({"user_id": "u1", "project_id": "p1", "roles": ["member"]}),
+    ] {
+        t.app.send(create(&member, body)).await.error(403);
+    }
+    let res = t
+        .app
+        .send(create(
+            &member,
+            json!({"user_id": "u1", "project_id": "p1", "roles": ["viewer", "member"]}),
+        ))
+        .await;
+    assert_eq!(res.status.as_u16(), 201, "{:?}", res.body);
+    let copy = res.json();
+    assert_eq!(
+        copy["expires_at"],
+        json!(almanac::model::time::format_instant(in_an_hour)),
+        "capped at the parent's expiry"
+    );
+}
+
+async fn tokens_are_not_managed_in_headers_mode(backend: Backend) {
+    let app = app(backend).await;
+    for req in [
+        TestRequest::get().uri("/v2/tokens"),
+        TestRequest::post()
+            .uri("/v2/tokens")
+            .set_json(json!({"user_id": "u", "project_id": "p"})),
+        TestRequest::delete().uri("/v2/tokens/0000000000000000"),
+    ] {
+        let text = app.send(admin(req)).await.error(403);
+        assert!(text.contains("auth = token"), "{text}");
+    }
 }

@@ -201,6 +201,10 @@ pub async fn ingest_events(
     let meta = request_meta(&req);
     let who = state.auth.identify(&req, &meta).await?;
     auth::require_ingest(&state.policy, &who)?;
+    // A caller past its rate is refused before its body is read or decoded: one event is taken
+    // now, the rest of the batch once it is counted.
+    let caller = rate_key(&who);
+    state.ingest_rate.check(&caller, 1)?;
     let format = body::batch_format(&req)?;
     let raw_body = body::read(
         &req,
@@ -214,7 +218,9 @@ pub async fn ingest_events(
     let batch = web::block(move || decode_batch(&raw_body, format, &limits, time::now_micros()))
         .await
         .map_err(|e| ApiError::internal(anyhow::anyhow!("decoding task failed: {e}")))??;
-    state.ingest_rate.check(&rate_key(&who), batch.len())?;
+    if batch.len() > 1 {
+        state.ingest_rate.check(&caller, batch.len() - 1)?;
+    }
     let audit = state.audit_entry(&meta, audit::EVENTS_INGEST, who.actor());
     let outcome = state.writer.submit(batch, audit).await?;
     Ok(HttpResponse::Created().json(outcome))

@@ -5,7 +5,7 @@ use actix_web::{delete, get, post, web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::auth::{policy, Access, Identity, Need};
+use crate::auth::{policy, Access, AuthMode, Identity, Need};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::{body, request_meta, AppState};
 use crate::model::time;
@@ -97,9 +97,10 @@ pub struct CreatedToken {
 /// Checks a creation request and turns it into what the store keeps.
 fn validate(request: CreateToken, who: &Identity, admin: bool, now: i64) -> ApiResult<NewToken> {
     let field = |name: &str, value: &str| -> ApiResult<()> {
-        if value.is_empty() || value.len() > MAX_FIELD_BYTES || value.contains('\0') {
+        if value.is_empty() || value.len() > MAX_FIELD_BYTES || value.chars().any(char::is_control)
+        {
             return Err(ApiError::bad_request(format!(
-                "{name} must be 1 to {MAX_FIELD_BYTES} bytes, without NUL characters"
+                "{name} must be 1 to {MAX_FIELD_BYTES} bytes, without control characters"
             )));
         }
         Ok(())
@@ -117,9 +118,11 @@ fn validate(request: CreateToken, who: &Identity, admin: bool, now: i64) -> ApiR
             return Err(ApiError::bad_request("A role may not contain a comma"));
         }
     }
-    if request.description.len() > 4 * MAX_FIELD_BYTES || request.description.contains('\0') {
+    if request.description.len() > 4 * MAX_FIELD_BYTES
+        || request.description.chars().any(char::is_control)
+    {
         return Err(ApiError::bad_request(format!(
-            "description must be at most {} bytes, without NUL characters",
+            "description must be at most {} bytes, without control characters",
             4 * MAX_FIELD_BYTES
         )));
     }
@@ -148,17 +151,28 @@ fn validate(request: CreateToken, who: &Identity, admin: bool, now: i64) -> ApiR
         return Err(ApiError::bad_request("The expiry must be in the future"));
     }
     // Someone who may create tokens but is not admin (a policy that opens tokens:create) may
-    // only make tokens for themself, with roles they have: never a way to more rights.
+    // only copy their own token: same identity, the same roles (a subset is not safe: rules can
+    // say `not role:…`), and no later expiry. Never a way to more rights or a longer life.
+    let mut expires_at = expires_at;
     if !admin {
+        let mut wanted: Vec<String> = request.roles.iter().map(|r| r.to_lowercase()).collect();
+        let mut own_roles: Vec<String> = who.roles.iter().map(|r| r.to_lowercase()).collect();
+        wanted.sort();
+        own_roles.sort();
         let own = who.user_id.as_deref() == Some(request.user_id.as_str())
             && who.project_id.as_deref() == Some(request.project_id.as_str())
-            && request.roles.iter().all(|r| who.has_role(r));
+            && wanted == own_roles;
         if !own {
             return Err(ApiError::Forbidden(
-                "Only admins may create tokens for another user or project, or with roles the \
-                 caller does not have"
+                "Only admins may create tokens for another user or project, or with other roles \
+                 than the caller's"
                     .into(),
             ));
+        }
+        if let Some(limit) = who.token.as_ref().and_then(|t| t.expires_at) {
+            if expires_at.is_none_or(|t| t > limit) {
+                expires_at = Some(limit);
+            }
         }
     }
     Ok(NewToken {
@@ -168,7 +182,8 @@ fn validate(request: CreateToken, who: &Identity, admin: bool, now: i64) -> ApiR
         access: request.access.unwrap_or(Access::Full),
         description: request.description,
         expires_at,
-        created_by: who.user_id.clone().unwrap_or_default(),
+        // `api:` keeps API creators apart from the `cli` and `bootstrap` of the server itself.
+        created_by: format!("api:{}", who.user_id.as_deref().unwrap_or_default()),
     })
 }
 
@@ -179,12 +194,27 @@ async fn caller(
     rule: &str,
     need: Need,
 ) -> ApiResult<Identity> {
+    // Tokens are not used in headers mode: minting them there would leave credentials behind
+    // that start working the day the deployment switches to tokens.
+    if state.auth.mode() != AuthMode::Token {
+        return Err(ApiError::Forbidden(
+            "Tokens are managed only with auth = token; use `almanac token` on the server".into(),
+        ));
+    }
     let who = state.auth.identify(req, &request_meta(req)).await?;
     who.require(need)?;
     if !who.has_context() || !state.policy.allows(rule, &who) {
         return Err(ApiError::rbac());
     }
     Ok(who)
+}
+
+/// Whether the caller may see or revoke this token: admins any, others (a policy that opens the
+/// token rules) only their own.
+fn may_touch(state: &AppState, who: &Identity, record: &TokenRecord) -> bool {
+    state.policy.is_admin(who)
+        || (who.user_id.as_deref() == Some(record.user_id.as_str())
+            && who.project_id.as_deref() == Some(record.project_id.as_str()))
 }
 
 /// Create a token (policy `tokens:create`, admins by default). The response holds the token
@@ -227,6 +257,8 @@ pub async fn create_token(
         .db
         .run(move |conn| store::tokens::create(conn, &new, entry.as_ref(), now))
         .await?;
+    // This server may have cached the id as unknown.
+    state.auth.forget(&record.id);
     Ok(HttpResponse::Created().json(CreatedToken {
         token,
         details: record.into(),
@@ -247,10 +279,14 @@ pub async fn create_token(
 )]
 #[get("/v2/tokens")]
 pub async fn list_tokens(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
-    caller(&req, &state, policy::TOKENS_INDEX, Need::Read).await?;
+    let who = caller(&req, &state, policy::TOKENS_INDEX, Need::Read).await?;
     ensure_no_arguments(req.query_string(), None)?;
     let tokens = state.db.run(store::tokens::list).await?;
-    let views: Vec<TokenView> = tokens.into_iter().map(TokenView::from).collect();
+    let views: Vec<TokenView> = tokens
+        .into_iter()
+        .filter(|t| may_touch(&state, &who, t))
+        .map(TokenView::from)
+        .collect();
     Ok(HttpResponse::Ok().json(views))
 }
 
@@ -274,7 +310,7 @@ pub async fn show_token(
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> ApiResult<HttpResponse> {
-    caller(&req, &state, policy::TOKENS_INDEX, Need::Read).await?;
+    let who = caller(&req, &state, policy::TOKENS_INDEX, Need::Read).await?;
     ensure_no_arguments(req.query_string(), None)?;
     let id = body::path_text("token id", path.into_inner())?;
     let lookup = id.clone();
@@ -282,6 +318,7 @@ pub async fn show_token(
         .db
         .run(move |conn| store::tokens::get(conn, &lookup))
         .await?
+        .filter(|t| may_touch(&state, &who, t))
         .ok_or_else(|| ApiError::not_found(format!("Token {id} Not Found")))?;
     Ok(HttpResponse::Ok().json(TokenView::from(record)))
 }
@@ -311,6 +348,16 @@ pub async fn revoke_token(
     ensure_no_arguments(req.query_string(), None)?;
     let id = body::path_text("token id", path.into_inner())?;
     let entry = state.audit_entry(&request_meta(&req), audit::TOKEN_REVOKE, who.actor());
+    // Another user's token is "not found" to a non-admin, before anything changes.
+    let lookup = id.clone();
+    let visible = state
+        .db
+        .run(move |conn| store::tokens::get(conn, &lookup))
+        .await?
+        .is_some_and(|t| may_touch(&state, &who, &t));
+    if !visible {
+        return Err(ApiError::not_found(format!("Token {id} Not Found")));
+    }
     let lookup = id.clone();
     let now = time::now_micros();
     let record = state

@@ -73,7 +73,13 @@ fn printed_tokens(stdout: &str) -> Vec<String> {
 async fn serve_bootstraps_an_admin_token_once(backend: Backend) {
     let db = TestDb::new(backend);
     let cwd = tempdir();
+    // A symlink planted at the token's path is replaced, not written through.
+    let victim = cwd.path().join("victim");
+    std::fs::write(&victim, "keep me").unwrap();
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(&victim, cwd.path().join("almanac-bootstrap-token")).unwrap();
     let server = token_server(&db.url, cwd.path(), &[]);
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep me");
     let printed = printed_tokens(&server.stdout());
     assert_eq!(printed.len(), 1, "stdout: {}", server.stdout());
     let token = &printed[0];
