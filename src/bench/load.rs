@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
+use super::credentials::Headers;
 use super::gen::{Facts, Generator};
-use super::ADMIN;
 
 /// The generated events as ready-to-send NDJSON batch bodies, and what the queries need to know.
 pub struct Dataset {
@@ -47,7 +47,12 @@ pub struct LoadResult {
 
 /// Sends every batch once, `connections` requests at a time, and checks that every event was
 /// stored (a duplicate would mean the database was not fresh). The first error stops all senders.
-pub fn load(base: &str, dataset: &Dataset, connections: usize) -> anyhow::Result<LoadResult> {
+pub fn load(
+    base: &str,
+    admin: &Headers,
+    dataset: &Dataset,
+    connections: usize,
+) -> anyhow::Result<LoadResult> {
     let url = format!("{base}/v2/events");
     let next = AtomicUsize::new(0);
     let stored = AtomicUsize::new(0);
@@ -66,7 +71,7 @@ pub fn load(base: &str, dataset: &Dataset, connections: usize) -> anyhow::Result
                     let Some(body) = dataset.batches.get(i) else {
                         break;
                     };
-                    match send(&agent, &url, body) {
+                    match send(&agent, &url, admin, body) {
                         Ok(n) => {
                             stored.fetch_add(n, Ordering::Relaxed);
                         }
@@ -91,10 +96,10 @@ pub fn load(base: &str, dataset: &Dataset, connections: usize) -> anyhow::Result
 }
 
 /// One batch; returns how many events were stored.
-fn send(agent: &ureq::Agent, url: &str, body: &[u8]) -> anyhow::Result<usize> {
+fn send(agent: &ureq::Agent, url: &str, admin: &Headers, body: &[u8]) -> anyhow::Result<usize> {
     let lines = body.iter().filter(|&&b| b == b'\n').count();
     let mut request = agent.post(url).set("Content-Type", "application/x-ndjson");
-    for (name, value) in ADMIN {
+    for (name, value) in admin {
         request = request.set(name, value);
     }
     let outcome: serde_json::Value = match request.send_bytes(body) {

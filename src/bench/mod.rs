@@ -7,6 +7,7 @@
 //!
 //! Every request goes to 127.0.0.1, and every loop is bounded by the data set or a deadline.
 
+mod credentials;
 mod gen;
 mod load;
 mod query;
@@ -26,13 +27,6 @@ use clap::{Args, Subcommand, ValueEnum};
 use load::Dataset;
 use report::{QueryReport, RunReport};
 use server::{Server, Store};
-
-/// The identity of the harness's own requests (ingest, admin queries).
-const ADMIN: [(&str, &str); 3] = [
-    ("X-User-Id", "bench-admin"),
-    ("X-Project-Id", "bench-admin-project"),
-    ("X-Roles", "admin"),
-];
 
 #[derive(Subcommand, Debug)]
 pub enum BenchCommand {
@@ -180,13 +174,14 @@ fn run_once(args: &RunArgs, backend: BenchBackend, data: &Dataset) -> anyhow::Re
     };
     let mut server = Server::start(&store, dir.path())?;
     eprintln!("bench: {label}: server at {}", server.base);
+    let creds = credentials::Credentials::new(&server.base, &server.admin_token);
     // The migrated, empty store: subtracted, so that bytes/event is what an event costs, not a
     // share of PostgreSQL's catalog (about 7 MB) that would weigh on small runs.
     let empty_store_bytes = store.size_bytes()?;
 
     let loaded = with_log(
         &server,
-        load::load(&server.base, data, args.load_connections),
+        load::load(&server.base, &creds.admin(), data, args.load_connections),
     )?;
     eprintln!(
         "bench: {label}: loaded {} events in {:.1} s",
@@ -194,7 +189,7 @@ fn run_once(args: &RunArgs, backend: BenchBackend, data: &Dataset) -> anyhow::Re
     );
 
     store.settle()?;
-    let mix = query::mix(&data.facts, &server.base)
+    let mix = query::mix(&data.facts, &server.base, &creds)
         .and_then(|mix| query::verify(&server.base, &mix).map(|()| mix));
     let mix = with_log(&server, mix)?;
 

@@ -6,8 +6,8 @@ use std::time::Duration;
 use anyhow::Context;
 use serde_json::Value;
 
+use super::credentials::{Credentials, Headers};
 use super::gen::{self, Facts, DAY_MICROS, START_MICROS};
-use super::ADMIN;
 
 /// Page size of every list query.
 const LIMIT: usize = 100;
@@ -39,22 +39,12 @@ pub struct Query {
     pub requests: Vec<Request>,
 }
 
-type Headers = Vec<(&'static str, String)>;
-
-fn admin() -> Headers {
-    ADMIN.iter().map(|&(k, v)| (k, v.to_string())).collect()
-}
-
-/// A member (not admin) as Keystone's middleware would describe them.
-fn member(facts: &Facts, user: usize) -> Headers {
-    vec![
-        ("X-User-Id", facts.user_ids[user].clone()),
-        (
-            "X-Project-Id",
-            facts.project_ids[user % gen::PROJECTS].clone(),
-        ),
-        ("X-Roles", "member".to_string()),
-    ]
+/// A member (not admin): a read-only member token of the user's project.
+fn member(creds: &Credentials, facts: &Facts, user: usize) -> anyhow::Result<Headers> {
+    creds.member(
+        &facts.user_ids[user],
+        &facts.project_ids[user % gen::PROJECTS],
+    )
 }
 
 /// `/v2/events?…` with q items in Panko's parallel-array encoding (field, op, value, type).
@@ -94,7 +84,8 @@ fn project_path(project_id: &str, marker: Option<&str>) -> String {
 }
 
 /// Builds the mix. Query 6 needs markers, found by paging query 2 through the API.
-pub fn mix(facts: &Facts, base: &str) -> anyhow::Result<Vec<Query>> {
+pub fn mix(facts: &Facts, base: &str, creds: &Credentials) -> anyhow::Result<Vec<Query>> {
+    let admin = || creds.admin();
     let agent = agent();
     let projects: Vec<usize> = facts
         .projects_by_size()
@@ -176,11 +167,16 @@ pub fn mix(facts: &Facts, base: &str) -> anyhow::Result<Vec<Query>> {
         requests: projects
             .iter()
             .flat_map(|&p| facts.busiest_users(p, 2))
-            .map(|u| list(events_path(&[], &[LIMIT_100]), member(facts, u)))
-            .collect(),
+            .map(|u| {
+                Ok(list(
+                    events_path(&[], &[LIMIT_100]),
+                    member(creds, facts, u)?,
+                ))
+            })
+            .collect::<anyhow::Result<_>>()?,
     });
 
-    mix.push(deep_pages(&agent, base, facts, &projects)?);
+    mix.push(deep_pages(&agent, base, creds, facts, &projects)?);
 
     mix.push(Query {
         id: "7",
@@ -188,12 +184,14 @@ pub fn mix(facts: &Facts, base: &str) -> anyhow::Result<Vec<Query>> {
         requests: facts
             .samples
             .iter()
-            .map(|s| Request {
-                path: format!("/v2/events/{}", s.message_id),
-                headers: member(facts, s.user),
-                expect: Expect::Event(s.message_id.clone()),
+            .map(|s| {
+                Ok(Request {
+                    path: format!("/v2/events/{}", s.message_id),
+                    headers: member(creds, facts, s.user)?,
+                    expect: Expect::Event(s.message_id.clone()),
+                })
             })
-            .collect(),
+            .collect::<anyhow::Result<_>>()?,
     });
 
     mix.push(Query {
@@ -217,6 +215,7 @@ pub fn mix(facts: &Facts, base: &str) -> anyhow::Result<Vec<Query>> {
 fn deep_pages(
     agent: &ureq::Agent,
     base: &str,
+    creds: &Credentials,
     facts: &Facts,
     projects: &[usize],
 ) -> anyhow::Result<Query> {
@@ -224,10 +223,10 @@ fn deep_pages(
     let mut deepest = None;
     for &p in projects {
         let project_id = &facts.project_ids[p];
-        let Some((page, marker)) = deepest_marker(agent, base, project_id)? else {
+        let Some((page, marker)) = deepest_marker(agent, base, creds, project_id)? else {
             continue;
         };
-        let request = list(project_path(project_id, Some(&marker)), admin());
+        let request = list(project_path(project_id, Some(&marker)), creds.admin());
         if page == DEEP_PAGE {
             requests.push(request);
         } else if deepest.is_none() {
@@ -256,12 +255,13 @@ fn deep_pages(
 fn deepest_marker(
     agent: &ureq::Agent,
     base: &str,
+    creds: &Credentials,
     project_id: &str,
 ) -> anyhow::Result<Option<(usize, String)>> {
     let mut found: Option<(usize, String)> = None;
     for page in 1..DEEP_PAGE {
         let marker = found.as_ref().map(|(_, m)| m.as_str());
-        let request = list(project_path(project_id, marker), admin());
+        let request = list(project_path(project_id, marker), creds.admin());
         let events = get_json(agent, base, &request)?;
         let events = events.as_array().context("query 2 did not return a list")?;
         if events.len() < LIMIT {

@@ -164,6 +164,8 @@ pub struct Server {
     /// `http://127.0.0.1:PORT`.
     pub base: String,
     log: PathBuf,
+    /// The bootstrap admin token the server made on its new store.
+    pub admin_token: String,
 }
 
 impl Server {
@@ -175,10 +177,11 @@ impl Server {
         let log = dir.join("server.log");
         let log_file = File::create(&log).with_context(|| format!("cannot create {log:?}"))?;
         let mut cmd = Command::new(exe);
-        // Identity headers on loopback: the harness names admins and members per request. (A
-        // verified token costs a cache lookup and one SHA-256 per request on top.)
+        // Token authentication, as deployed: the new store gets a bootstrap admin token, which
+        // the server writes to `dir`.
         cmd.args(["serve", "--bind", &addr, "--database-url", &store.url()])
-            .args(["--auth", "headers"])
+            .args(["--auth", "token"])
+            .env_remove("ALMANAC_TOKENS__BOOTSTRAP_FILE")
             .current_dir(dir)
             // Other ALMANAC_* settings pass through (to benchmark a tuning); these three are the
             // harness's to choose.
@@ -195,11 +198,17 @@ impl Server {
             child: Some(child),
             base: format!("http://{addr}"),
             log,
+            admin_token: String::new(),
         };
         if let Err(error) = server.wait_until_up() {
             eprintln!("{}", server.log_tail());
             return Err(error);
         }
+        let token_file = dir.join("almanac-bootstrap-token");
+        server.admin_token = std::fs::read_to_string(&token_file)
+            .with_context(|| format!("the server wrote no bootstrap token to {token_file:?}"))?
+            .trim()
+            .to_string();
         Ok(server)
     }
 
