@@ -171,6 +171,7 @@ fn serve(config: Config) -> anyhow::Result<()> {
         AuthMode::Token => token::bootstrap(&config, &mut conn)?,
         AuthMode::Headers => tracing::warn!(
             bind = %config.bind,
+            allow_headers_auth_on_public_bind = config.allow_headers_auth_on_public_bind,
             "auth = headers: X-User-Id, X-Project-Id and X-Roles are trusted from every client \
              that can reach this address; only a gateway that sets them should"
         ),

@@ -345,3 +345,42 @@ fn a_bad_policy_stops_serve_naming_file_and_line() {
         "{stderr}"
     );
 }
+
+#[test]
+fn headers_mode_says_so_at_start_and_a_public_bind_needs_the_override() {
+    let cwd = tempdir();
+    let addr = format!("0.0.0.0:{}", free_port());
+    let server = Start {
+        addr: addr.clone(),
+        bind_flag: true,
+        database_url: Some("sqlite://almanac.db"),
+        args: Vec::new(),
+        env: vec![(
+            "ALMANAC_ALLOW_HEADERS_AUTH_ON_PUBLIC_BIND".into(),
+            "true".into(),
+        )],
+        cwd: Some(cwd.path()),
+        auth_headers: true,
+    }
+    .spawn();
+    // The server listens on every interface; ask it on loopback.
+    let health = format!(
+        "http://127.0.0.1:{}/healthcheck",
+        addr.rsplit(':').next().unwrap()
+    );
+    let deadline = Instant::now() + STARTUP;
+    while ureq::get(&health).call().is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "no answer on {health}: {}",
+            server.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let log = server.stderr();
+    assert!(
+        log.contains("auth = headers: X-User-Id, X-Project-Id and X-Roles are trusted"),
+        "{log}"
+    );
+    assert!(log.contains("allow_headers_auth_on_public_bind"), "{log}");
+}
