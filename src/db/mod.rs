@@ -96,6 +96,16 @@ impl Db {
         self.backend
     }
 
+    /// The request pool's connections: (open, idle, maximum).
+    pub fn pool_state(&self) -> (u32, u32, u32) {
+        let state = self.pool.state();
+        (
+            state.connections,
+            state.idle_connections,
+            self.pool.max_size(),
+        )
+    }
+
     /// One connection, set up like pooled ones, without a pool. For one-shot commands: a pool
     /// opens replacement connections on background threads, which must not still be inside
     /// libpq when the process exits (seen as a crash at exit after `almanac migrate`).
@@ -114,6 +124,7 @@ impl Db {
         use diesel::r2d2::ManageConnection;
         self.manager.connect().map_err(|error| {
             tracing::warn!(%error, "database connection failed");
+            crate::metrics::db_error(crate::metrics::DbErrorKind::Unavailable);
             ApiError::Unavailable("The database is unavailable; retry later.".into())
         })
     }

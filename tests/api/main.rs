@@ -1,5 +1,6 @@
 //! Almanac's API test suite: one binary, every test run against SQLite and PostgreSQL.
 
+mod private_pg;
 mod process;
 mod support;
 
@@ -8,9 +9,12 @@ mod crash;
 mod errors;
 mod event_types;
 mod events_query;
+mod full_disk;
 mod ingest;
+mod metrics;
 mod migrations;
 mod openapi;
+mod outage;
 mod paging;
 mod root;
 mod scoping;

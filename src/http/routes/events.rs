@@ -195,6 +195,7 @@ pub async fn ingest_events(
         .await
         .map_err(|e| ApiError::internal(anyhow::anyhow!("decoding task failed: {e}")))??;
     let outcome = state.writer.submit(batch).await?;
+    crate::metrics::events_ingested(outcome.stored, outcome.duplicates.len());
     Ok(HttpResponse::Created().json(outcome))
 }
 
