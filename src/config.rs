@@ -29,6 +29,7 @@ pub struct Config {
     pub log: String,
     pub database: DatabaseConfig,
     pub limits: LimitsConfig,
+    pub http: HttpConfig,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -80,6 +81,7 @@ impl Default for Config {
             log: "info".into(),
             database: DatabaseConfig::default(),
             limits: LimitsConfig::default(),
+            http: HttpConfig::default(),
         }
     }
 }
@@ -113,6 +115,36 @@ impl Default for LimitsConfig {
     }
 }
 
+/// Connection handling of the HTTP server: timeouts against slow or stalled clients, and the
+/// graceful shutdown on SIGTERM.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// How long a client may take to send the request head (line and headers) after connecting,
+    /// in milliseconds, before it gets a 408 and is disconnected (slowloris). 0 disables it.
+    pub client_request_timeout_ms: u64,
+    /// How long a connection may take to shut down after its last response, in milliseconds.
+    pub client_disconnect_timeout_ms: u64,
+    /// How long an idle keep-alive connection stays open, in seconds. 0 disables keep-alive.
+    pub keep_alive_secs: u64,
+    /// On SIGTERM: how long in-flight requests may take to finish before they are dropped, in
+    /// seconds.
+    pub shutdown_timeout_secs: u64,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            // actix-web's own defaults are 5 s, 1 s and 5 s; a request head takes one round trip.
+            client_request_timeout_ms: 5_000,
+            client_disconnect_timeout_ms: 1_000,
+            keep_alive_secs: 5,
+            // Long enough for a full ingest batch to commit under load.
+            shutdown_timeout_secs: 30,
+        }
+    }
+}
+
 /// Top-level keys that `ALMANAC_*` variables may set; other `ALMANAC_*` variables (such as
 /// `ALMANAC_CONFIG`) are not settings and are ignored here.
 const ENV_KEYS: &[&str] = &[
@@ -123,6 +155,7 @@ const ENV_KEYS: &[&str] = &[
     "log",
     "database",
     "limits",
+    "http",
 ];
 
 impl Config {

@@ -106,6 +106,21 @@ impl Db {
         )
     }
 
+    /// Closes the database at shutdown: waits up to `timeout` until this is the last handle
+    /// (every clone shares `manager`; the ingest writer threads hold one until their queue is
+    /// drained), then drops the pool, closing its connections on the calling thread. Returns
+    /// false if other handles were still alive at the deadline (the pool is dropped anyway).
+    pub fn close(self, timeout: Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        while std::sync::Arc::strong_count(&self.manager) > 1 {
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        true
+    }
+
     /// One connection, set up like pooled ones, without a pool. For one-shot commands: a pool
     /// opens replacement connections on background threads, which must not still be inside
     /// libpq when the process exits (seen as a crash at exit after `almanac migrate`).

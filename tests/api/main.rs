@@ -18,3 +18,5 @@ mod outage;
 mod paging;
 mod root;
 mod scoping;
+mod shutdown;
+mod slowloris;
