@@ -10,6 +10,7 @@ mod errors;
 mod event_types;
 mod events_query;
 mod full_disk;
+mod hostile;
 mod ingest;
 mod metrics;
 mod migrations;
