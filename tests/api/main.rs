@@ -17,6 +17,7 @@ mod migrations;
 mod openapi;
 mod outage;
 mod paging;
+mod read_only;
 mod root;
 mod scoping;
 mod shutdown;
