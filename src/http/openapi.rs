@@ -22,3 +22,14 @@ other methods on a known path get 405 with Allow.",
     components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail))
 )]
 pub struct ApiDoc;
+
+// Only describes the document; the decoder in `crate::ingest` does the parsing.
+/// A trait value as ingested: a string or a JSON number (objects, arrays, booleans and null are
+/// refused).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum TraitValue {
+    String(String),
+    Number(f64),
+}

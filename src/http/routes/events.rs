@@ -228,6 +228,6 @@ pub struct IngestTrait {
     #[schema(example = "integer")]
     r#type: Option<String>,
     /// A string or a JSON number.
-    #[schema(value_type = Object, example = 2048)]
+    #[schema(value_type = crate::http::openapi::TraitValue, example = 2048)]
     value: serde_json::Value,
 }
