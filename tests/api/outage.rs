@@ -229,3 +229,33 @@ fn postgres_outage_gives_503_then_recovers_without_restart() {
         }
     }
 }
+
+/// A PostgreSQL address that accepts TCP connections but never answers (a stopped or wedged
+/// server behind a live socket): connecting fails after libpq's `connect_timeout` (from
+/// `database.connect_timeout_ms`) instead of blocking forever.
+#[test]
+fn connecting_to_a_silent_postgres_fails_instead_of_hanging() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("an address").port();
+    std::thread::spawn(move || {
+        // Accept and hold every connection, answering nothing.
+        let mut held = Vec::new();
+        for stream in listener.incoming() {
+            held.push(stream);
+        }
+    });
+    let url = almanac::db::DatabaseUrl::parse(&format!("postgres://postgres@127.0.0.1:{port}/x"))
+        .expect("a URL");
+    let options = almanac::db::DbOptions {
+        connect_timeout: Duration::from_millis(1000),
+        ..almanac::db::DbOptions::default()
+    };
+    let (done, result) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(almanac::db::Db::connect(&url, &options).map(|_| ()));
+    });
+    let result = result
+        .recv_timeout(HANG)
+        .expect("connecting to a silent server hung");
+    assert!(result.is_err(), "connected to a server that never answers");
+}
