@@ -196,17 +196,48 @@ fn serve(config: Config) -> anyhow::Result<()> {
     // for a connection; each extra thread costs an allocator heap (measured: RSS under query load
     // tracks the number of blocking threads, not SQLite's page cache).
     let blocking_threads = (config.database.pool_size as usize).max(2);
-    let state = AppState::new(db, config)?;
-    actix_web::rt::System::new().block_on(async move {
+    let http_config = config.http.clone();
+    let state = AppState::new(db.clone(), config)?;
+    let served = actix_web::rt::System::new().block_on(async move {
         actix_web::HttpServer::new(move || http::app(state.clone()))
             .workers(workers)
             .worker_max_blocking_threads(blocking_threads)
+            .client_request_timeout(Duration::from_millis(http_config.client_request_timeout_ms))
+            .client_disconnect_timeout(Duration::from_millis(
+                http_config.client_disconnect_timeout_ms,
+            ))
+            .keep_alive(match http_config.keep_alive_secs {
+                0 => actix_web::http::KeepAlive::Disabled,
+                s => actix_web::http::KeepAlive::Timeout(Duration::from_secs(s)),
+            })
+            // SIGTERM (handled by actix): stop accepting, let in-flight requests finish for
+            // up to this long, then stop the workers.
+            .shutdown_timeout(http_config.shutdown_timeout_secs)
             .bind(&bind)
             .map_err(|e| anyhow::anyhow!("cannot listen on {bind}: {e}"))?
             .run()
             .await
             .map_err(anyhow::Error::from)
-    })
+    });
+    tracing::info!("HTTP server stopped; draining the ingest writer");
+    close_database(db);
+    served
+}
+
+/// After the HTTP server has stopped: every worker and its application state are gone, so the
+/// ingest writer has no more senders; it stores the batches still queued and ends. Waits for
+/// that, then closes the pool's connections here, on this thread, so that no connection is
+/// being used (or closed) inside libpq while the process exits.
+fn close_database(db: Db) {
+    const DRAIN: Duration = Duration::from_secs(30);
+    if db.close(DRAIN) {
+        tracing::info!("database closed; shutdown complete");
+    } else {
+        tracing::warn!(
+            "the database was still in use {}s after the server stopped; exiting anyway",
+            DRAIN.as_secs()
+        );
+    }
 }
 
 fn import(config: &Config, file: &Path, batch_size: usize) -> anyhow::Result<()> {

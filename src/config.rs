@@ -43,6 +43,7 @@ pub struct Config {
     /// The config file this was read from (for error messages); not a setting.
     #[serde(skip)]
     pub source: Option<PathBuf>,
+    pub http: HttpConfig,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -132,6 +133,7 @@ impl Default for Config {
             audit: AuditConfig::default(),
             policy: BTreeMap::new(),
             source: None,
+            http: HttpConfig::default(),
         }
     }
 }
@@ -176,6 +178,36 @@ impl Default for TokensConfig {
     }
 }
 
+/// Connection handling of the HTTP server: timeouts against slow or stalled clients, and the
+/// graceful shutdown on SIGTERM.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// How long a client may take to send the request head (line and headers) after connecting,
+    /// in milliseconds, before it gets a 408 and is disconnected (slowloris). 0 disables it.
+    pub client_request_timeout_ms: u64,
+    /// How long a connection may take to shut down after its last response, in milliseconds.
+    pub client_disconnect_timeout_ms: u64,
+    /// How long an idle keep-alive connection stays open, in seconds. 0 disables keep-alive.
+    pub keep_alive_secs: u64,
+    /// On SIGTERM: how long in-flight requests may take to finish before they are dropped, in
+    /// seconds.
+    pub shutdown_timeout_secs: u64,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            // actix-web's own defaults are 5 s, 1 s and 5 s; a request head takes one round trip.
+            client_request_timeout_ms: 5_000,
+            client_disconnect_timeout_ms: 1_000,
+            keep_alive_secs: 5,
+            // Long enough for a full ingest batch to commit under load.
+            shutdown_timeout_secs: 30,
+        }
+    }
+}
+
 impl Default for AuditConfig {
     fn default() -> Self {
         AuditConfig {
@@ -215,6 +247,7 @@ const ENV_KEYS: &[&str] = &[
     "member_scope",
     "tokens",
     "audit",
+    "http",
 ];
 
 impl Config {

@@ -11,6 +11,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::ingest::{BatchError, EventProblem};
+use crate::metrics::DbErrorKind;
 use crate::query::QueryError;
 
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +43,9 @@ pub enum ApiError {
     TooManyRequests { message: String, retry_after: u64 },
     #[error("{0}")]
     Unavailable(String),
+    /// The database's storage is full (507): nothing was stored.
+    #[error("{0}")]
+    InsufficientStorage(String),
     #[error("Internal server error; it was logged with this request's id")]
     Internal(#[source] anyhow::Error),
 }
@@ -62,6 +66,7 @@ impl ApiError {
     /// A pool that cannot hand out a connection means the database is down or overloaded.
     pub fn from_pool(error: diesel::r2d2::PoolError) -> ApiError {
         tracing::warn!(%error, "no database connection available");
+        crate::metrics::db_error(crate::metrics::DbErrorKind::Unavailable);
         ApiError::Unavailable(
             "The database is unavailable; retry later. (No connection could be obtained in time.)"
                 .into(),
@@ -95,6 +100,7 @@ impl ApiError {
                 retry_after: *retry_after,
             },
             ApiError::Unavailable(s) => ApiError::Unavailable(s.clone()),
+            ApiError::InsufficientStorage(s) => ApiError::InsufficientStorage(s.clone()),
             ApiError::Internal(e) => ApiError::Internal(anyhow::anyhow!("{e:#}")),
         }
     }
@@ -115,27 +121,92 @@ impl ApiError {
     }
 }
 
+const READ_ONLY: &str =
+    "The database is read-only; nothing can be stored now. Reads still work; retry writes later.";
+
 impl From<diesel::result::Error> for ApiError {
     fn from(error: diesel::result::Error) -> ApiError {
-        use diesel::result::{DatabaseErrorKind, Error};
-        match &error {
-            Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _) => {
-                ApiError::Unavailable("The database connection was lost; retry later.".into())
-            }
-            // Transient contention: SQLite's write lock held past the busy timeout, or a
-            // PostgreSQL transaction chosen as a deadlock or serialization victim. Nothing was
-            // committed, so the same request can simply be sent again.
-            Error::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => {
-                ApiError::Unavailable("The database is busy; retry the request.".into())
-            }
-            Error::DatabaseError(_, info)
-                if info.message().contains("database is locked")
-                    || info.message().contains("deadlock detected") =>
-            {
-                ApiError::Unavailable("The database is busy; retry the request.".into())
-            }
-            _ => ApiError::Internal(error.into()),
+        // A row not found is an answer, not a database failure.
+        let counted = !matches!(error, diesel::result::Error::NotFound);
+        let (api_error, kind) = classify(error);
+        if counted {
+            crate::metrics::db_error(kind);
         }
+        api_error
+    }
+}
+
+/// Maps a diesel error to the API's answer, and the kind counted in the metrics. Unavailability,
+/// contention, a read-only or a full store are the client's to retry (503, 507): nothing was
+/// committed. Anything else is an internal error (500).
+fn classify(error: diesel::result::Error) -> (ApiError, DbErrorKind) {
+    use diesel::result::{DatabaseErrorKind, Error};
+    // A commit that failed and whose rollback failed too: the commit's error says why.
+    let error = match error {
+        Error::RollbackErrorOnCommit { commit_error, .. } => return classify(*commit_error),
+        other => other,
+    };
+    let message = match &error {
+        Error::DatabaseError(_, info) => info.message().to_string(),
+        _ => String::new(),
+    };
+    let has = |text: &str| message.contains(text);
+    match &error {
+        // The connection died inside a transaction, so its rollback failed too (seen with
+        // PostgreSQL stopped under ingest load). The connection reports itself broken and is
+        // replaced; whether a commit in flight landed is unknown, and a retry is safe
+        // (duplicates are skipped).
+        Error::BrokenTransactionManager => (
+            ApiError::Unavailable("The database connection was lost; retry later.".into()),
+            DbErrorKind::Unavailable,
+        ),
+        // PostgreSQL went away (stopped, restarted, network): libpq reports a bad connection,
+        // or cannot even send the command. r2d2 discards the broken connection.
+        Error::DatabaseError(
+            DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+            _,
+        ) => (
+            ApiError::Unavailable("The database connection was lost; retry later.".into()),
+            DbErrorKind::Unavailable,
+        ),
+        // A PostgreSQL standby or `default_transaction_read_only`; SQLite's SQLITE_READONLY
+        // (the file, its directory or the filesystem is read-only).
+        Error::DatabaseError(DatabaseErrorKind::ReadOnlyTransaction, _) => (
+            ApiError::Unavailable(READ_ONLY.into()),
+            DbErrorKind::ReadOnly,
+        ),
+        Error::DatabaseError(..) if has("readonly database") || has("read-only file system") => (
+            ApiError::Unavailable(READ_ONLY.into()),
+            DbErrorKind::ReadOnly,
+        ),
+        // SQLite's SQLITE_FULL, PostgreSQL's disk_full (53100).
+        Error::DatabaseError(..) if has("database or disk is full") || has("No space left") => (
+            ApiError::InsufficientStorage(
+                "The database's storage is full; nothing was stored. Retry once space has been \
+                 freed."
+                    .into(),
+            ),
+            DbErrorKind::Full,
+        ),
+        // SQLite could not read or write its files (SQLITE_IOERR).
+        Error::DatabaseError(..) if has("disk I/O error") => (
+            ApiError::Unavailable(
+                "The database could not read or write its storage; retry later.".into(),
+            ),
+            DbErrorKind::Io,
+        ),
+        // Transient contention: SQLite's write lock held past the busy timeout, or a
+        // PostgreSQL transaction chosen as a deadlock or serialization victim. Nothing was
+        // committed, so the same request can simply be sent again.
+        Error::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => (
+            ApiError::Unavailable("The database is busy; retry the request.".into()),
+            DbErrorKind::Busy,
+        ),
+        Error::DatabaseError(..) if has("database is locked") || has("deadlock detected") => (
+            ApiError::Unavailable("The database is busy; retry the request.".into()),
+            DbErrorKind::Busy,
+        ),
+        _ => (ApiError::Internal(error.into()), DbErrorKind::Other),
     }
 }
 
@@ -207,6 +278,7 @@ impl ResponseError for ApiError {
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -12,6 +12,7 @@ pub mod db;
 pub mod error;
 pub mod http;
 pub mod ingest;
+pub mod metrics;
 pub mod model;
 pub mod query;
 pub mod store;

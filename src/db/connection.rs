@@ -107,6 +107,8 @@ impl std::fmt::Debug for DatabaseUrl {
 pub struct Manager {
     url: DatabaseUrl,
     sqlite_setup: String,
+    /// The PostgreSQL URL with libpq's `connect_timeout` added (see [`with_connect_timeout`]).
+    pg_url: Option<String>,
 }
 
 impl Manager {
@@ -125,8 +127,29 @@ impl Manager {
             options.sqlite_cache_kib,
             options.sqlite_wal_autocheckpoint
         );
-        Manager { url, sqlite_setup }
+        let pg_url = match &url {
+            DatabaseUrl::Postgres(u) => Some(with_connect_timeout(u, options.connect_timeout)),
+            DatabaseUrl::Sqlite(_) => None,
+        };
+        Manager {
+            url,
+            sqlite_setup,
+            pg_url,
+        }
     }
+}
+
+/// Adds libpq's `connect_timeout` (whole seconds, at least 2 as libpq requires) unless the URL
+/// sets one. Without it, connecting to a server that accepts TCP but does not answer (stopped
+/// with SIGSTOP, overloaded, a half-open proxy) blocks forever, and the ingest writer, which opens
+/// its own connection, with it; the pool's checkout timeout does not cover that.
+pub fn with_connect_timeout(url: &str, timeout: std::time::Duration) -> String {
+    if url.contains("connect_timeout=") {
+        return url.to_string();
+    }
+    let secs = timeout.as_secs_f64().ceil().max(2.0) as u64;
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}connect_timeout={secs}")
 }
 
 impl ManageConnection for Manager {
@@ -143,6 +166,7 @@ impl ManageConnection for Manager {
                 Ok(AnyConnection::Sqlite(conn))
             }
             DatabaseUrl::Postgres(url) => {
+                let url = self.pg_url.as_deref().unwrap_or(url);
                 let mut conn =
                     PgConnection::establish(url).map_err(diesel::r2d2::Error::ConnectionError)?;
                 // UTC, and no statement can hold a connection forever.
@@ -169,5 +193,33 @@ pub struct LogErrors;
 impl diesel::r2d2::HandleError<diesel::r2d2::Error> for LogErrors {
     fn handle_error(&self, error: diesel::r2d2::Error) {
         tracing::warn!(%error, "database connection failed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::with_connect_timeout;
+
+    #[test]
+    fn connect_timeout_is_added_in_whole_seconds_of_at_least_two() {
+        let five = Duration::from_millis(4500);
+        assert_eq!(
+            with_connect_timeout("postgres://u@h/db", five),
+            "postgres://u@h/db?connect_timeout=5"
+        );
+        assert_eq!(
+            with_connect_timeout(
+                "postgres://u@h/db?options=-cx%3Dy",
+                Duration::from_millis(100)
+            ),
+            "postgres://u@h/db?options=-cx%3Dy&connect_timeout=2"
+        );
+        // One given in the URL wins.
+        assert_eq!(
+            with_connect_timeout("postgres://u@h/db?connect_timeout=30", five),
+            "postgres://u@h/db?connect_timeout=30"
+        );
     }
 }

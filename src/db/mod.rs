@@ -96,6 +96,31 @@ impl Db {
         self.backend
     }
 
+    /// The request pool's connections: (open, idle, maximum).
+    pub fn pool_state(&self) -> (u32, u32, u32) {
+        let state = self.pool.state();
+        (
+            state.connections,
+            state.idle_connections,
+            self.pool.max_size(),
+        )
+    }
+
+    /// Closes the database at shutdown: waits up to `timeout` until this is the last handle
+    /// (every clone shares `manager`; the ingest writer threads hold one until their queue is
+    /// drained), then drops the pool, closing its connections on the calling thread. Returns
+    /// false if other handles were still alive at the deadline (the pool is dropped anyway).
+    pub fn close(self, timeout: Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        while std::sync::Arc::strong_count(&self.manager) > 1 {
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        true
+    }
+
     /// One connection, set up like pooled ones, without a pool. For one-shot commands: a pool
     /// opens replacement connections on background threads, which must not still be inside
     /// libpq when the process exits (seen as a crash at exit after `almanac migrate`).
@@ -114,6 +139,7 @@ impl Db {
         use diesel::r2d2::ManageConnection;
         self.manager.connect().map_err(|error| {
             tracing::warn!(%error, "database connection failed");
+            crate::metrics::db_error(crate::metrics::DbErrorKind::Unavailable);
             ApiError::Unavailable("The database is unavailable; retry later.".into())
         })
     }

@@ -36,6 +36,7 @@ pub async fn entry(
     trim_trailing_slash(&mut req);
     req.extensions_mut().insert(RequestId(request_id.clone()));
     let started = Instant::now();
+    let _in_flight = crate::metrics::request_started();
 
     let mut res = async {
         if !accepts_json(&req) {
@@ -55,6 +56,13 @@ pub async fn entry(
         res.headers_mut().insert(X_REQUEST_ID.clone(), value);
     }
     let status = res.status();
+    // Labelled by the matched route pattern (bounded), not the path.
+    crate::metrics::observe_request(
+        res.request().method().as_str(),
+        res.request().match_pattern().as_deref(),
+        status.as_u16(),
+        started.elapsed(),
+    );
     let _entered = span.enter();
     if let Some(ApiError::Internal(error)) = res.response().error().and_then(|e| e.as_error()) {
         tracing::error!(
@@ -93,7 +101,7 @@ fn trim_trailing_slash(req: &mut ServiceRequest) {
 /// serves no XML). The docs page and the health check have their own media types.
 fn accepts_json(req: &ServiceRequest) -> bool {
     let path = req.path();
-    if path.starts_with("/docs") || path == "/healthcheck" {
+    if path.starts_with("/docs") || path == "/healthcheck" || path == "/metrics" {
         return true;
     }
     let Some(accept) = req.headers().get(header::ACCEPT) else {

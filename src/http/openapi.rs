@@ -55,3 +55,14 @@ impl Modify for SecuritySchemes {
         );
     }
 }
+
+// Only describes the document; the decoder in `crate::ingest` does the parsing.
+/// A trait value as ingested: a string or a JSON number (objects, arrays, booleans and null are
+/// refused).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum TraitValue {
+    String(String),
+    Number(f64),
+}

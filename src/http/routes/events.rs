@@ -223,6 +223,7 @@ pub async fn ingest_events(
     }
     let audit = state.audit_entry(&meta, audit::EVENTS_INGEST, who.actor());
     let outcome = state.writer.submit(batch, audit).await?;
+    crate::metrics::events_ingested(outcome.stored, outcome.duplicates.len());
     Ok(HttpResponse::Created().json(outcome))
 }
 
@@ -267,6 +268,6 @@ pub struct IngestTrait {
     #[schema(example = "integer")]
     r#type: Option<String>,
     /// A string or a JSON number.
-    #[schema(value_type = Object, example = 2048)]
+    #[schema(value_type = crate::http::openapi::TraitValue, example = 2048)]
     value: serde_json::Value,
 }

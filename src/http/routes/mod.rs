@@ -9,6 +9,8 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     cfg.service(root::versions)
         .service(root::v2_version)
         .service(root::healthcheck)
+        .service(root::readyz)
+        .service(root::metrics)
         .service(root::capabilities)
         .service(events::list_events)
         .service(events::ingest_events)

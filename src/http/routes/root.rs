@@ -1,10 +1,11 @@
-//! `/`, `/v2`, `/healthcheck`, `/v2/capabilities`: no identity needed.
+//! `/`, `/v2`, `/healthcheck`, `/readyz`, `/metrics`, `/v2/capabilities`: no identity needed.
 
-use actix_web::{get, HttpRequest, HttpResponse};
+use actix_web::{get, web, HttpRequest, HttpResponse};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::error::{ApiResult, ErrorBody};
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::http::AppState;
 use crate::query::ensure_no_arguments;
 
 #[derive(Serialize, ToSchema)]
@@ -134,6 +135,60 @@ pub async fn healthcheck() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; charset=UTF-8")
         .body("OK")
+}
+
+/// The server can serve requests: its database answers.
+#[derive(Serialize, ToSchema)]
+pub struct Readiness {
+    #[schema(example = "ready")]
+    pub status: String,
+    /// The database backend: `sqlite` or `postgresql`.
+    #[schema(example = "postgresql")]
+    pub database: String,
+}
+
+/// Readiness: the database answers a query within `database.connect_timeout_ms`. Unlike the
+/// liveness check (`/healthcheck`, which only says the process is up), this is `503` while the
+/// database is unreachable, so a load balancer can route around this server.
+#[utoipa::path(
+    tag = "versions",
+    security(()),
+    responses(
+        (status = 200, description = "The database answers", body = Readiness),
+        (status = 406, description = "The client does not accept JSON", body = ErrorBody),
+        (status = 503, description = "The database is unreachable", body = ErrorBody),
+    )
+)]
+#[get("/readyz")]
+pub async fn readyz(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    use diesel::r2d2::R2D2Connection;
+    state
+        .db
+        .run(|conn| {
+            conn.ping().map_err(|error| {
+                tracing::warn!(%error, "readiness check: the database does not answer");
+                ApiError::Unavailable("The database does not answer; not ready.".into())
+            })
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(Readiness {
+        status: "ready".into(),
+        database: state.db.backend().name().into(),
+    }))
+}
+
+/// Metrics in the Prometheus text format: requests by route pattern and status, latency
+/// histograms, ingested events, pool connections and database errors.
+#[utoipa::path(
+    tag = "versions",
+    security(()),
+    responses((status = 200, description = "Prometheus text exposition format 0.0.4", body = String, content_type = "text/plain; version=0.0.4"))
+)]
+#[get("/metrics")]
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(crate::metrics::CONTENT_TYPE)
+        .body(crate::metrics::render(&state.db))
 }
 
 /// What this server supports.
