@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use clap::{Parser, Subcommand};
 
 use crate::auth::AuthMode;
-use crate::config::{Config, ConfigOverrides};
+use crate::config::{Config, ConfigOverrides, LogFormat};
 use crate::db::{migrations, AnyConnection, DatabaseUrl, Db};
 use crate::http::{self, AppState};
 use crate::ingest::{decode_batch, BatchError, BatchFormat, IngestLimits};
@@ -136,10 +136,18 @@ pub fn openapi_json() -> String {
 fn init_logging(config: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_new(&config.log)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match config.log_format {
+        LogFormat::Text => builder.try_init(),
+        // The request span's fields (request_id, method, path) go on every line.
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
+    };
 }
 
 /// Connects (waiting up to 30 s for the database to come up, as under docker compose) and

@@ -34,6 +34,9 @@ pub struct Config {
     pub workers: usize,
     /// Log filter (tracing `EnvFilter` syntax), e.g. `info` or `almanac=debug`.
     pub log: String,
+    /// Log lines as `text` (for people) or `json` (one object a line, for log collectors); both
+    /// carry the request id on every line of a request.
+    pub log_format: LogFormat,
     pub database: DatabaseConfig,
     pub limits: LimitsConfig,
     pub tokens: TokensConfig,
@@ -44,6 +47,13 @@ pub struct Config {
     #[serde(skip)]
     pub source: Option<PathBuf>,
     pub http: HttpConfig,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -127,6 +137,7 @@ impl Default for Config {
             member_scope: MemberScope::default(),
             workers: 0,
             log: "info".into(),
+            log_format: LogFormat::Text,
             database: DatabaseConfig::default(),
             limits: LimitsConfig::default(),
             tokens: TokensConfig::default(),
@@ -241,6 +252,7 @@ const ENV_KEYS: &[&str] = &[
     "auth",
     "workers",
     "log",
+    "log_format",
     "database",
     "limits",
     "allow_headers_auth_on_public_bind",

@@ -18,6 +18,8 @@ use crate::support::{Backend, TestDb};
 
 /// Token mode, the bootstrap token and `almanac token` as processes.
 mod auth;
+/// Structured (JSON) logs.
+mod logs;
 
 const BIN: &str = env!("CARGO_BIN_EXE_almanac");
 const USER: &str = "cli-user";
