@@ -120,6 +120,8 @@ pub struct LimitsConfig {
     pub max_string_bytes: usize,
     /// Most traits on one event.
     pub max_traits_per_event: usize,
+    /// Deepest nesting of arrays and objects in an event's `raw`.
+    pub max_raw_depth: usize,
     /// Events each caller (token, or user in `headers` mode) may ingest per second, on average;
     /// 0 means no limit. Past it: 429 with `Retry-After`.
     pub ingest_events_per_second: u32,
@@ -174,6 +176,7 @@ impl Default for LimitsConfig {
             max_batch_events: 10_000,
             max_string_bytes: 1024,
             max_traits_per_event: 256,
+            max_raw_depth: 64,
             ingest_events_per_second: 50_000,
             ingest_burst_events: 100_000,
         }
@@ -377,6 +380,7 @@ impl Config {
             max_batch_events: self.limits.max_batch_events,
             max_string_bytes: self.limits.max_string_bytes,
             max_traits_per_event: self.limits.max_traits_per_event,
+            max_raw_depth: self.limits.max_raw_depth,
             reserved_type_prefix: Some(audit::RESERVED_PREFIX),
         }
     }

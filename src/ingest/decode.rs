@@ -272,7 +272,7 @@ impl EventDecoder<'_> {
         }
         let generated = self.generated(fields.generated, &mut problems);
         let traits = self.traits(fields.traits, &mut problems);
-        let raw = raw_payload(fields.raw, &mut problems);
+        let raw = raw_payload(fields.raw, self.limits.max_raw_depth, &mut problems);
 
         match (event_type, raw) {
             (Some(event_type), Some(raw)) if problems.is_empty() => Ok(NewEvent {
@@ -589,8 +589,21 @@ fn trait_key(t: &Trait) -> (&str, TraitType) {
 }
 
 /// `raw` minified, `{}` when absent (a present `null` stays `null`).
-fn raw_payload(slot: Option<&RawValue>, problems: &mut Problems) -> Option<Box<RawValue>> {
+fn raw_payload(
+    slot: Option<&RawValue>,
+    max_depth: usize,
+    problems: &mut Problems,
+) -> Option<Box<RawValue>> {
     let text = slot.map_or_else(|| "{}".to_owned(), |raw| minify(raw.get()));
+    // Stored as text, `raw` is never parsed here beyond validation, which does not limit depth;
+    // whoever reads it later may parse it recursively, so its nesting is bounded at the door.
+    let depth = nesting_depth(&text);
+    if depth > max_depth {
+        problems.add(format_args!(
+            "raw nests {depth} levels deep; at most {max_depth} are accepted"
+        ));
+        return None;
+    }
     RawValue::from_string(text)
         .map_err(|e| problems.add(format_args!("raw is not valid JSON: {e}")))
         .ok()
@@ -622,6 +635,34 @@ fn minify(json: &str) -> String {
     }
     out.push_str(&json[run_start..]);
     out
+}
+
+/// How deeply arrays and objects nest in valid JSON (0 for a scalar).
+fn nesting_depth(json: &str) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    let (mut in_string, mut escaped) = (false, false);
+    for byte in json.bytes() {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if byte == b'\\' {
+                escaped = true;
+            } else if byte == b'"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
 }
 
 /// A present value, treating JSON `null` as absent.
@@ -1001,6 +1042,7 @@ mod tests {
         max_string_bytes: 16,
         max_traits_per_event: 40,
         reserved_type_prefix: Some("almanac."),
+        max_raw_depth: 4,
     };
 
     fn decode(body: &str) -> Result<Vec<NewEvent>, BatchError> {
@@ -1739,6 +1781,9 @@ mod tests {
             r#"{"a":"\\","b":"\" x "}"#
         );
         assert_eq!(minify("[\n]"), "[]");
+        assert_eq!(nesting_depth("1"), 0);
+        assert_eq!(nesting_depth(r#"{"a": [1, {"b": "]]]{{{"}]}"#), 3);
+        assert_eq!(nesting_depth(r#"["\\", ["\"]"]]"#), 2);
     }
 
     #[test]

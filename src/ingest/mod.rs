@@ -25,6 +25,8 @@ pub struct IngestLimits {
     pub max_string_bytes: usize,
     /// Most traits on one event.
     pub max_traits_per_event: usize,
+    /// Deepest nesting of arrays and objects accepted in `raw`.
+    pub max_raw_depth: usize,
     /// Event types clients may not send (Almanac's own `almanac.` audit records), if any.
     pub reserved_type_prefix: Option<&'static str>,
 }

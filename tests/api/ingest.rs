@@ -12,6 +12,7 @@ use crate::support::{
 };
 
 backend_tests!(
+    raw_nesting_depth_is_limited,
     good_batch_is_stored_and_read_back,
     ndjson_batch_skips_blank_lines,
     ndjson_bad_lines_are_indexed_among_non_blank_lines,
@@ -1895,4 +1896,57 @@ async fn integer_project_id_does_not_grant_visibility(backend: Backend) {
             tr("user_id", "u1", "string")
         ])
     );
+}
+
+/// `raw` may nest deeply, but not without bound: past `limits.max_raw_depth` (64) the batch is a
+/// 400 that says so, in both formats, and nothing is stored.
+async fn raw_nesting_depth_is_limited(backend: Backend) {
+    let app = app(backend).await;
+    let nested = |depth: usize| format!("{}1{}", "[".repeat(depth), "]".repeat(depth));
+    let body = |id: &str, depth: usize| {
+        format!(
+            r#"{{"message_id": "{id}", "event_type": "x", "generated": "2014-01-01T00:00:00", "raw": {}}}"#,
+            nested(depth)
+        )
+    };
+    let ok = app
+        .send(admin(
+            TestRequest::post()
+                .uri("/v2/events")
+                .insert_header(("Content-Type", "application/json"))
+                .set_payload(format!("[{}]", body("shallow", 64))),
+        ))
+        .await;
+    assert_eq!(ok.status.as_u16(), 201, "{:?}", ok.body);
+    for (content_type, payload) in [
+        ("application/json", format!("[{}]", body("deep", 65))),
+        ("application/x-ndjson", format!("{}\n", body("deep", 65))),
+        // Far past anything a recursive parser's stack could take.
+        ("application/json", format!("[{}]", body("deep", 1_000_000))),
+    ] {
+        let res = app
+            .send(admin(
+                TestRequest::post()
+                    .uri("/v2/events")
+                    .insert_header(("Content-Type", content_type))
+                    .set_payload(payload),
+            ))
+            .await;
+        res.error(400);
+        let body = res.json();
+        let reason = body["error_message"]["errors"][0]["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        assert!(
+            reason.starts_with("raw nests"),
+            "{content_type}: {body:.300}"
+        );
+        assert!(
+            reason.ends_with("at most 64 are accepted"),
+            "{content_type}: {reason}"
+        );
+    }
+    app.get_admin("/v2/events/shallow").await.ok();
+    app.get_admin("/v2/events/deep").await.error(404);
 }
