@@ -324,7 +324,9 @@ pub async fn show_token(
 }
 
 /// Revoke a token (policy `tokens:revoke`): it stops working at once on this server, and within
-/// `tokens.cache_seconds` on others sharing the database. Revoking again changes nothing.
+/// `tokens.cache_seconds` on others sharing the database. Revoking again changes nothing. The
+/// revoked token stays listed (with `revoked_at`, `active: false`), so that admins see what was
+/// revoked and when; it is never deleted.
 #[utoipa::path(
     tag = "tokens",
     params(("token_id" = String, Path, description = "The token's public id")),
