@@ -609,14 +609,11 @@ fn raw_payload(
         .ok()
 }
 
-/// Removes the whitespace between the tokens of valid JSON, keeping everything else byte for
-/// byte (key order, number spelling, string escapes).
-fn minify(json: &str) -> String {
-    let mut out = String::with_capacity(json.len());
-    let mut in_string = false;
-    let mut escaped = false;
-    let mut run_start = 0;
-    for (i, byte) in json.bytes().enumerate() {
+/// The bytes of valid JSON that stand outside strings (quotes included in the string), with
+/// their positions: what `minify` and `nesting_depth` look at.
+fn outside_strings(json: &str) -> impl Iterator<Item = (usize, u8)> + '_ {
+    let (mut in_string, mut escaped) = (false, false);
+    json.bytes().enumerate().filter(move |&(_, byte)| {
         if in_string {
             if escaped {
                 escaped = false;
@@ -625,9 +622,23 @@ fn minify(json: &str) -> String {
             } else if byte == b'"' {
                 in_string = false;
             }
+            false
         } else if byte == b'"' {
             in_string = true;
-        } else if matches!(byte, b' ' | b'\t' | b'\n' | b'\r') {
+            false
+        } else {
+            true
+        }
+    })
+}
+
+/// Removes the whitespace between the tokens of valid JSON, keeping everything else byte for
+/// byte (key order, number spelling, string escapes).
+fn minify(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    let mut run_start = 0;
+    for (i, byte) in outside_strings(json) {
+        if matches!(byte, b' ' | b'\t' | b'\n' | b'\r') {
             // `i` is an ASCII byte, so both ends of the run are char boundaries.
             out.push_str(&json[run_start..i]);
             run_start = i + 1;
@@ -640,20 +651,8 @@ fn minify(json: &str) -> String {
 /// How deeply arrays and objects nest in valid JSON (0 for a scalar).
 fn nesting_depth(json: &str) -> usize {
     let (mut depth, mut deepest) = (0usize, 0usize);
-    let (mut in_string, mut escaped) = (false, false);
-    for byte in json.bytes() {
-        if in_string {
-            if escaped {
-                escaped = false;
-            } else if byte == b'\\' {
-                escaped = true;
-            } else if byte == b'"' {
-                in_string = false;
-            }
-            continue;
-        }
+    for (_, byte) in outside_strings(json) {
         match byte {
-            b'"' => in_string = true,
             b'[' | b'{' => {
                 depth += 1;
                 deepest = deepest.max(depth);

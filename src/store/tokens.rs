@@ -102,9 +102,9 @@ fn split_roles(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// The audit record of a creation, completed with the new token's id and grants (no secret).
-fn creation_record(entry: &AuditEntry, record: &TokenRecord) -> AuditEntry {
-    let mut entry = AuditEntry {
+/// An audit record about a token: its id as the target, and whom it acts as.
+fn about_token(entry: &AuditEntry, record: &TokenRecord) -> AuditEntry {
+    AuditEntry {
         target: Some(record.id.clone()),
         ..entry.clone()
     }
@@ -113,11 +113,16 @@ fn creation_record(entry: &AuditEntry, record: &TokenRecord) -> AuditEntry {
         "token_project_id",
         TraitValue::String(record.project_id.clone()),
     )
-    .detail("token_roles", TraitValue::String(record.roles.join(",")))
-    .detail(
-        "token_access",
-        TraitValue::String(record.access.as_str().into()),
-    );
+}
+
+/// The audit record of a creation, completed with the new token's id and grants (no secret).
+fn creation_record(entry: &AuditEntry, record: &TokenRecord) -> AuditEntry {
+    let mut entry = about_token(entry, record)
+        .detail("token_roles", TraitValue::String(record.roles.join(",")))
+        .detail(
+            "token_access",
+            TraitValue::String(record.access.as_str().into()),
+        );
     if let Some(expires) = record.expires_at {
         entry = entry.detail("token_expires_at", TraitValue::Datetime(expires));
     }
@@ -260,16 +265,7 @@ pub fn revoke(
         };
         if changed {
             if let Some(entry) = audit_entry {
-                let entry = AuditEntry {
-                    target: Some(record.id.clone()),
-                    ..entry.clone()
-                }
-                .detail("token_user_id", TraitValue::String(record.user_id.clone()))
-                .detail(
-                    "token_project_id",
-                    TraitValue::String(record.project_id.clone()),
-                );
-                audit::record(conn, &[entry])?;
+                audit::record(conn, &[about_token(entry, &record)])?;
             }
         }
         Ok(Some(record))

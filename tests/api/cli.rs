@@ -411,14 +411,28 @@ impl Reply {
 /// Sends a request as an admin of [`PROJECT`]; 4xx and 5xx are returned, not errors.
 #[track_caller]
 fn send(method: &str, url: &str, body: Option<&Value>) -> Reply {
+    send_with(
+        method,
+        url,
+        &[
+            ("X-User-Id", USER),
+            ("X-Project-Id", PROJECT),
+            ("X-Roles", "admin"),
+        ],
+        body,
+    )
+}
+
+/// Sends a request with these headers; 4xx and 5xx are returned, not errors.
+#[track_caller]
+fn send_with(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&Value>) -> Reply {
     let agent = ureq::AgentBuilder::new()
         .timeout(Duration::from_secs(30))
         .build();
-    let req = agent
-        .request(method, url)
-        .set("X-User-Id", USER)
-        .set("X-Project-Id", PROJECT)
-        .set("X-Roles", "admin");
+    let mut req = agent.request(method, url);
+    for (name, value) in headers {
+        req = req.set(name, value);
+    }
     let result = match body {
         Some(body) => req.send_json(body),
         None => req.call(),

@@ -10,32 +10,15 @@ backend_tests!(
     two_servers_starting_together_make_one_bootstrap_token,
 );
 
-/// A request with a token; 4xx and 5xx are returned, not errors.
+/// A request with a token (or none); 4xx and 5xx are returned, not errors.
 #[track_caller]
 fn send_token(method: &str, url: &str, token: Option<&str>, body: Option<&Value>) -> Reply {
-    let agent = ureq::AgentBuilder::new()
-        .timeout(Duration::from_secs(30))
-        .build();
-    let mut req = agent.request(method, url);
-    if let Some(token) = token {
-        req = req.set("Authorization", &format!("Bearer {token}"));
-    }
-    let result = match body {
-        Some(body) => req.send_json(body),
-        None => req.call(),
-    };
-    let res = match result {
-        Ok(res) => res,
-        Err(ureq::Error::Status(_, res)) => res,
-        Err(e) => panic!("{method} {url}: {e}"),
-    };
-    Reply {
-        status: res.status(),
-        request_id: res.header("x-openstack-request-id").map(str::to_string),
-        x_request_id: res.header("x-request-id").map(str::to_string),
-        content_type: res.header("content-type").map(str::to_string),
-        body: res.into_string().expect("a readable body"),
-    }
+    let bearer = token.map(|t| format!("Bearer {t}"));
+    let headers: Vec<(&str, &str)> = bearer
+        .iter()
+        .map(|b| ("Authorization", b.as_str()))
+        .collect();
+    send_with(method, url, &headers, body)
 }
 
 /// A token-mode server in `cwd`.
