@@ -245,6 +245,12 @@ impl AuditConfig {
         };
         on && !self.ignore_actions.iter().any(|a| a == action)
     }
+
+    /// A record of `action` by `actor`, if that action is tracked.
+    pub fn entry(&self, action: &'static str, actor: audit::Actor) -> Option<audit::AuditEntry> {
+        self.tracks(action)
+            .then(|| audit::AuditEntry::new(action, actor))
+    }
 }
 
 /// Top-level keys that `ALMANAC_*` variables may set; other `ALMANAC_*` variables (such as

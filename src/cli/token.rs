@@ -10,7 +10,7 @@ use crate::auth::Access;
 use crate::config::Config;
 use crate::db::AnyConnection;
 use crate::model::time;
-use crate::store::audit::{self, Actor, AuditEntry};
+use crate::store::audit::{self, Actor};
 use crate::store::tokens::{self, NewToken, TokenRecord};
 
 #[derive(Subcommand, Debug)]
@@ -62,13 +62,6 @@ fn cli_actor() -> Actor {
     }
 }
 
-fn entry(config: &Config, action: &'static str) -> Option<AuditEntry> {
-    config
-        .audit
-        .tracks(action)
-        .then(|| AuditEntry::new(action, cli_actor()))
-}
-
 pub fn run(config: &Config, conn: &mut AnyConnection, command: TokenCommand) -> anyhow::Result<()> {
     let now = time::now_micros();
     match command {
@@ -101,9 +94,9 @@ pub fn run(config: &Config, conn: &mut AnyConnection, command: TokenCommand) -> 
                 expires_at,
                 created_by: "cli".into(),
             };
-            let audit = entry(config, audit::TOKEN_CREATE);
+            let audit = config.audit.entry(audit::TOKEN_CREATE, cli_actor());
             let (record, token) = tokens::create(conn, &new, audit.as_ref(), now)?;
-            eprintln!("Created token {} ({}).", record.id, describe(&record));
+            eprintln!("Created token {} ({}).", record.id, describe(&record, now));
             eprintln!("It is shown only now; store it safely:");
             println!("{token}");
         }
@@ -112,17 +105,17 @@ pub fn run(config: &Config, conn: &mut AnyConnection, command: TokenCommand) -> 
                 if json {
                     println!("{}", serde_json::to_string(&as_json(&record, now))?);
                 } else {
-                    println!("{}  {}", record.id, describe(&record));
+                    println!("{}  {}", record.id, describe(&record, now));
                 }
             }
         }
         TokenCommand::Revoke { id } => {
-            let audit = entry(config, audit::TOKEN_REVOKE);
+            let audit = config.audit.entry(audit::TOKEN_REVOKE, cli_actor());
             match tokens::revoke(conn, &id, audit.as_ref(), now)? {
                 Some(record) => eprintln!(
                     "Revoked token {} ({}); servers stop accepting it within tokens.cache_seconds.",
                     record.id,
-                    describe(&record)
+                    describe(&record, now)
                 ),
                 None => anyhow::bail!("no token with id {id:?}"),
             }
@@ -131,8 +124,7 @@ pub fn run(config: &Config, conn: &mut AnyConnection, command: TokenCommand) -> 
     Ok(())
 }
 
-fn describe(r: &TokenRecord) -> String {
-    let now = time::now_micros();
+fn describe(r: &TokenRecord, now: i64) -> String {
     let state = if r.revoked_at.is_some() {
         "revoked".to_string()
     } else if !r.is_active(now) {
@@ -185,15 +177,13 @@ pub fn bootstrap(config: &Config, conn: &mut AnyConnection) -> anyhow::Result<()
         expires_at: None,
         created_by: "bootstrap".into(),
     };
-    let audit = config.audit.tracks(audit::TOKEN_CREATE).then(|| {
-        AuditEntry::new(
-            audit::TOKEN_CREATE,
-            Actor {
-                user_id: Some("almanac".into()),
-                ..Actor::default()
-            },
-        )
-    });
+    let audit = config.audit.entry(
+        audit::TOKEN_CREATE,
+        Actor {
+            user_id: Some("almanac".into()),
+            ..Actor::default()
+        },
+    );
     let Some((record, token)) =
         tokens::create_bootstrap(conn, &new, audit.as_ref(), time::now_micros())?
     else {

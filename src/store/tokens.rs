@@ -271,10 +271,3 @@ pub fn revoke(
         Ok(Some(record))
     })
 }
-
-/// Whether any token row exists.
-pub fn any(conn: &mut AnyConnection) -> Result<bool, ApiError> {
-    Ok(!Sql::new(&format!("{COLUMNS} LIMIT 1"))
-        .load::<TokenRow>(conn)?
-        .is_empty())
-}
