@@ -2,6 +2,7 @@
 //! ([`api_routes`]) so that what is served and what is documented cannot drift apart.
 
 mod body;
+pub mod event_json;
 mod fallback;
 mod middleware;
 pub mod openapi;
@@ -22,8 +23,8 @@ use crate::auth::{Authenticator, Policy, RequestMeta};
 use crate::config::Config;
 use crate::db::Db;
 use crate::store::audit::{Actor, AuditEntry};
-use crate::store::plan_cache::PlanCache;
 use crate::store::writer::IngestWriter;
+use crate::store::ReadCaches;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -35,8 +36,8 @@ pub struct AppState {
     pub auth: Arc<Authenticator>,
     /// Group commit for ingestion (starts its writer threads).
     pub writer: IngestWriter,
-    /// Recent trait-filter match counts, for choosing query plans.
-    pub plans: Arc<PlanCache>,
+    /// Plan choices and interned names, kept between requests.
+    pub caches: Arc<ReadCaches>,
     pub ingest_rate: Arc<rate_limit::IngestRateLimit>,
 }
 
@@ -65,7 +66,7 @@ impl AppState {
             policy: Arc::new(policy),
             auth: Arc::new(auth),
             writer,
-            plans: Arc::new(PlanCache::default()),
+            caches: Arc::new(ReadCaches::default()),
             ingest_rate: Arc::new(ingest_rate),
         })
     }

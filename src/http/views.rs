@@ -1,13 +1,18 @@
 //! The JSON shapes the API returns, in Panko's key order.
+//!
+//! Events are written straight from the store's pages by [`super::event_json`]; [`EventView`]
+//! and [`TraitView`] describe that output in the OpenAPI document.
 
 use serde::Serialize;
 use serde_json::value::RawValue;
 use utoipa::ToSchema;
 
-use crate::model::{time, Event, Trait, TraitType};
+use crate::model::{Trait, TraitType};
 
 /// An event. Keys in Panko's order: message_id, event_type, traits, generated, raw.
-#[derive(Serialize, ToSchema)]
+// The schema of what `EventJson` writes; never built.
+#[derive(ToSchema)]
+#[allow(dead_code)]
 pub struct EventView {
     #[schema(example = "7d6b2ba6-2b5b-4c6e-9e5e-2f1c1f6a0e11")]
     pub message_id: String,
@@ -24,6 +29,7 @@ pub struct EventView {
 }
 
 /// A trait: the value is always a string, whatever the type.
+// In events, `EventJson` writes this shape without building these.
 #[derive(Serialize, ToSchema)]
 pub struct TraitView {
     #[schema(example = "memory_mb")]
@@ -70,18 +76,6 @@ impl From<Trait> for TraitView {
             value: t.value.render(),
             trait_type: t.value.trait_type().into(),
             name: t.name,
-        }
-    }
-}
-
-impl From<Event> for EventView {
-    fn from(e: Event) -> Self {
-        EventView {
-            message_id: e.message_id,
-            event_type: e.event_type,
-            traits: e.traits.into_iter().map(TraitView::from).collect(),
-            generated: time::format_instant(e.generated),
-            raw: e.raw,
         }
     }
 }

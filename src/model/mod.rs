@@ -7,6 +7,8 @@
 pub mod float;
 pub mod time;
 
+use std::sync::Arc;
+
 use serde::Serialize;
 use serde_json::value::RawValue;
 
@@ -112,15 +114,36 @@ impl NewEvent {
     }
 }
 
-/// A stored event, as read back.
+/// Stored events as read back: a page of `GET /v2/events`, or the one event of a show.
+///
+/// Names (event types and trait names) are held once per page and referred to by index, so that
+/// a page of a hundred events with a thousand traits holds a few dozen name strings rather than a
+/// thousand copies.
+#[derive(Clone, Debug, Default)]
+pub struct EventPage {
+    pub names: Vec<Arc<str>>,
+    pub events: Vec<PageEvent>,
+}
+
+/// An event of an [`EventPage`].
 #[derive(Clone, Debug)]
-pub struct Event {
+pub struct PageEvent {
     pub message_id: String,
-    pub event_type: String,
+    /// Index of the event type in the page's `names`.
+    pub event_type: u32,
     pub generated: Micros,
-    /// Sorted by name, then type (Panko's SQL backend orders traits by name).
-    pub traits: Vec<Trait>,
-    pub raw: Box<RawValue>,
+    /// (index of the name in the page's `names`, value), sorted by name, then type (Panko's SQL
+    /// backend orders traits by name).
+    pub traits: Vec<(u32, TraitValue)>,
+    /// The payload as stored: JSON text that ingest or import validated and minified.
+    pub raw: String,
+}
+
+impl EventPage {
+    /// The name at this index of `names`.
+    pub fn name(&self, index: u32) -> &str {
+        &self.names[index as usize]
+    }
 }
 
 /// The string traits that carry tenancy. The store keeps them as indexed columns of the event.

@@ -4,7 +4,7 @@ use diesel::RunQueryDsl;
 
 use super::ingest::trait_table;
 use super::names::{self, NameTable};
-use super::rows::{FloatTrait, IntTrait, Name, NameType, TextTrait};
+use super::rows::{FloatValue, IntValue, Name, NameType, TextValue};
 use crate::db::sql::Sql;
 use crate::db::AnyConnection;
 use crate::error::ApiError;
@@ -74,14 +74,14 @@ pub fn trait_values(
                 "user_ref"
             };
             let mut sql = Sql::new(&format!(
-                "SELECT e.id AS event_id, '' AS name, v.name AS value FROM events e \
+                "SELECT v.name AS value FROM events e \
                  JOIN tenants v ON v.id = e.{column} WHERE e.event_type_id = "
             ));
             sql.bind_i64(type_id);
             sql
         } else {
             let mut sql = Sql::new(&format!(
-                "SELECT x.event_id AS event_id, '' AS name, x.value AS value FROM {} x \
+                "SELECT x.value AS value FROM {} x \
                  JOIN events e ON e.id = x.event_id WHERE x.name_id = ",
                 trait_table(t)
             ));
@@ -90,25 +90,29 @@ pub fn trait_values(
                 .bind_i64(type_id);
             sql
         };
-        sql.push(" ORDER BY 1");
+        sql.push(if is_tenancy_trait(name, t) {
+            " ORDER BY e.id"
+        } else {
+            " ORDER BY x.event_id"
+        });
         match t {
             TraitType::String => out.extend(
-                sql.load::<TextTrait>(conn)?
+                sql.load::<TextValue>(conn)?
                     .into_iter()
                     .map(|r| trait_of(TraitValue::String(r.value))),
             ),
             TraitType::Integer => out.extend(
-                sql.load::<IntTrait>(conn)?
+                sql.load::<IntValue>(conn)?
                     .into_iter()
                     .map(|r| trait_of(TraitValue::Integer(r.value))),
             ),
             TraitType::Float => out.extend(
-                sql.load::<FloatTrait>(conn)?
+                sql.load::<FloatValue>(conn)?
                     .into_iter()
                     .map(|r| trait_of(TraitValue::Float(r.value))),
             ),
             TraitType::Datetime => out.extend(
-                sql.load::<IntTrait>(conn)?
+                sql.load::<IntValue>(conn)?
                     .into_iter()
                     .map(|r| trait_of(TraitValue::Datetime(r.value))),
             ),

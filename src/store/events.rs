@@ -2,27 +2,33 @@
 
 use std::collections::HashMap;
 
+use rustc_hash::FxHashMap;
+use std::sync::Arc;
+
+use diesel::sql_types::{BigInt, Double, Text};
 use diesel::RunQueryDsl;
-use serde_json::value::RawValue;
 
 use super::ingest::{bind_value, trait_table};
-use super::names::{self, NameTable};
+use super::name_cache::NameCache;
+use super::names::NameTable;
 use super::op_sql;
 use super::plan_cache::PlanCache;
-use super::rows::{Count, EventRow, FloatTrait, IntTrait, MarkerRow, TextTrait};
+use super::rows::{Count, EventRow, MarkerRow};
+use super::ReadCaches;
 use crate::auth::EventScope;
 use crate::db::sql::{Bind, Sql};
 use crate::db::AnyConnection;
 use crate::error::ApiError;
-use crate::model::{is_tenancy_trait, Event, Trait, TraitType, TraitValue};
+use crate::model::{is_tenancy_trait, EventPage, PageEvent, TraitType, TraitValue, TENANCY_TRAITS};
 use crate::query::{Direction, EventQuery, Op, SortKey};
 
-const COLUMNS: &str = "SELECT e.id AS id, e.message_id AS message_id, t.name AS event_type, \
-     e.generated AS generated, e.project_ref AS project_ref, e.user_ref AS user_ref, e.raw AS raw";
-
-/// The join after `events e`: the type's name. (Tenancy values are looked up per page, not
-/// joined: two more joins made PostgreSQL spend longer planning each query than running it.)
-const JOINS: &str = " JOIN event_types t ON t.id = e.event_type_id";
+/// The event columns. Names (the event type, tenancy values, trait names) are ids, resolved
+/// through the [`NameCache`] once per page rather than joined for every row: joins made
+/// PostgreSQL spend longer planning each query than running it, and on SQLite each was a
+/// B-tree search per row.
+const COLUMNS: &str = "SELECT e.id AS id, e.message_id AS message_id, \
+     e.event_type_id AS event_type_id, e.generated AS generated, e.project_ref AS project_ref, \
+     e.user_ref AS user_ref, e.raw AS raw";
 
 /// A trait filter matching fewer events than this drives the query from its index (see
 /// [`choose_driver`]); at least twice the page size.
@@ -53,18 +59,18 @@ pub fn effective_sort(given: &[(SortKey, Direction)]) -> Vec<(SortKey, Direction
 /// One page of events matching the query, within the caller's scope.
 pub fn list(
     conn: &mut AnyConnection,
-    plans: &PlanCache,
+    caches: &ReadCaches,
     query: &EventQuery,
     scope: &EventScope,
     limit: u32,
-) -> Result<Vec<Event>, ApiError> {
-    let Some(filters) = resolve_trait_filters(conn, query)? else {
-        return Ok(Vec::new());
+) -> Result<EventPage, ApiError> {
+    let Some(filters) = resolve_trait_filters(conn, &caches.names, query)? else {
+        return Ok(EventPage::default());
     };
     let driver = match query.message_id {
         // The unique message_id index beats any trait index.
         Some(_) => None,
-        None => choose_driver(conn, plans, &filters, limit)?,
+        None => choose_driver(conn, &caches.plans, &filters, limit)?,
     };
     let mut sql = match driver {
         Some(d) => {
@@ -74,7 +80,6 @@ pub fn list(
             sql.push(") ")
                 .push(COLUMNS)
                 .push(" FROM d CROSS JOIN events e")
-                .push(JOINS)
                 .push(" WHERE e.id = d.event_id");
             sql
         }
@@ -83,9 +88,11 @@ pub fn list(
     push_scope(&mut sql, scope);
 
     if let Some(event_type) = &query.event_type {
-        let ids = names::lookup(conn, NameTable::EventTypes, &[event_type.as_str()])?;
+        let ids = caches
+            .names
+            .ids(conn, NameTable::EventTypes, &[event_type.as_str()])?;
         let Some(id) = ids.get(event_type) else {
-            return Ok(Vec::new());
+            return Ok(EventPage::default());
         };
         sql.push(" AND e.event_type_id = ").bind_i64(*id);
     }
@@ -122,26 +129,28 @@ pub fn list(
     sql.push(" LIMIT ").bind_i64(i64::from(limit));
 
     let rows = sql.load::<EventRow>(conn)?;
-    with_traits(conn, rows)
+    assemble(conn, &caches.names, rows)
 }
 
 /// One event by message_id, if it exists within the caller's scope.
+/// A page of that one event, or an empty page.
 pub fn get(
     conn: &mut AnyConnection,
+    caches: &ReadCaches,
     message_id: &str,
     scope: &EventScope,
-) -> Result<Option<Event>, ApiError> {
+) -> Result<EventPage, ApiError> {
     let mut sql = select_events();
     sql.push(" AND e.message_id = ").bind_text(message_id);
     push_scope(&mut sql, scope);
     let rows = sql.load::<EventRow>(conn)?;
-    Ok(with_traits(conn, rows)?.pop())
+    assemble(conn, &caches.names, rows)
 }
 
 /// `SELECT … FROM events e … WHERE 1 = 1`, ready for more conditions.
 fn select_events() -> Sql {
     let mut sql = Sql::new(COLUMNS);
-    sql.push(" FROM events e").push(JOINS).push(" WHERE 1 = 1");
+    sql.push(" FROM events e WHERE 1 = 1");
     sql
 }
 
@@ -193,18 +202,19 @@ struct ResolvedFilter {
 /// event has ever had, so nothing can match (even `ne` needs the trait to exist).
 fn resolve_trait_filters(
     conn: &mut AnyConnection,
+    names: &NameCache,
     query: &EventQuery,
 ) -> Result<Option<Vec<ResolvedFilter>>, ApiError> {
-    let names: Vec<&str> = query
+    let wanted: Vec<&str> = query
         .traits
         .iter()
         .filter(|f| !is_tenancy_trait(&f.name, f.value.trait_type()))
         .map(|f| f.name.as_str())
         .collect();
-    let name_ids = if names.is_empty() {
+    let name_ids = if wanted.is_empty() {
         HashMap::new()
     } else {
-        names::lookup(conn, NameTable::TraitNames, &names)?
+        names.ids(conn, NameTable::TraitNames, &wanted)?
     };
     let mut resolved = Vec::with_capacity(query.traits.len());
     for filter in &query.traits {
@@ -395,81 +405,127 @@ fn push_keyset(sql: &mut Sql, sort: &[(SortKey, Direction)], marker: &MarkerRow)
     sql.push(")");
 }
 
-/// Loads the traits of the given event rows (one query per trait type) and assembles events.
-fn with_traits(conn: &mut AnyConnection, rows: Vec<EventRow>) -> Result<Vec<Event>, ApiError> {
+/// Loads the traits of the given event rows (one query per trait type), resolves names through
+/// the cache, and assembles the page.
+fn assemble(
+    conn: &mut AnyConnection,
+    names: &NameCache,
+    rows: Vec<EventRow>,
+) -> Result<EventPage, ApiError> {
     if rows.is_empty() {
-        return Ok(Vec::new());
+        return Ok(EventPage::default());
     }
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-    let mut traits: HashMap<i64, Vec<Trait>> = HashMap::with_capacity(rows.len());
     let select = |t: TraitType| {
         let mut sql = Sql::new(&format!(
-            "SELECT x.event_id AS event_id, n.name AS name, x.value AS value FROM {} x \
-             JOIN trait_names n ON n.id = x.name_id WHERE x.event_id IN ",
+            "SELECT x.event_id, x.name_id, x.value FROM {} x WHERE x.event_id IN ",
             trait_table(t)
         ));
         sql.bind_list(ids.iter().map(|id| Bind::BigInt(*id)));
         sql
     };
-    let mut add = |event_id: i64, name: String, value: TraitValue| {
-        traits
-            .entry(event_id)
-            .or_default()
-            .push(Trait { name, value });
-    };
-    for r in select(TraitType::String).load::<TextTrait>(conn)? {
-        add(r.event_id, r.name, TraitValue::String(r.value));
+    let mut traits: Vec<(i64, i64, TraitValue)> = Vec::with_capacity(rows.len() * 12);
+    let text = select(TraitType::String).typed::<(BigInt, BigInt, Text)>();
+    for (event_id, name_id, value) in text.load::<(i64, i64, String)>(conn)? {
+        traits.push((event_id, name_id, TraitValue::String(value)));
     }
-    for r in select(TraitType::Integer).load::<IntTrait>(conn)? {
-        add(r.event_id, r.name, TraitValue::Integer(r.value));
+    let integer = select(TraitType::Integer).typed::<(BigInt, BigInt, BigInt)>();
+    for (event_id, name_id, value) in integer.load::<(i64, i64, i64)>(conn)? {
+        traits.push((event_id, name_id, TraitValue::Integer(value)));
     }
-    for r in select(TraitType::Float).load::<FloatTrait>(conn)? {
-        add(r.event_id, r.name, TraitValue::Float(r.value));
+    let float = select(TraitType::Float).typed::<(BigInt, BigInt, Double)>();
+    for (event_id, name_id, value) in float.load::<(i64, i64, f64)>(conn)? {
+        traits.push((event_id, name_id, TraitValue::Float(value)));
     }
-    for r in select(TraitType::Datetime).load::<IntTrait>(conn)? {
-        add(r.event_id, r.name, TraitValue::Datetime(r.value));
+    let datetime = select(TraitType::Datetime).typed::<(BigInt, BigInt, BigInt)>();
+    for (event_id, name_id, value) in datetime.load::<(i64, i64, i64)>(conn)? {
+        traits.push((event_id, name_id, TraitValue::Datetime(value)));
     }
 
-    let refs: Vec<i64> = rows
-        .iter()
-        .flat_map(|r| [r.project_ref, r.user_ref])
-        .flatten()
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    let tenants = names::values_of(conn, NameTable::Tenants, &refs)?;
+    let type_names = names.names(
+        conn,
+        NameTable::EventTypes,
+        rows.iter().map(|r| r.event_type_id),
+    )?;
+    let trait_names = names.names(
+        conn,
+        NameTable::TraitNames,
+        traits.iter().map(|(_, name_id, _)| *name_id),
+    )?;
+    let tenants = names.names(
+        conn,
+        NameTable::Tenants,
+        rows.iter()
+            .flat_map(|r| [r.project_ref, r.user_ref])
+            .flatten(),
+    )?;
 
-    rows.into_iter()
-        .map(|row| {
-            let mut event_traits = traits.remove(&row.id).unwrap_or_default();
-            for (name, value) in [("project_id", row.project_ref), ("user_id", row.user_ref)] {
-                if let Some(id) = value {
-                    let value = tenants.get(&id).cloned().ok_or_else(|| {
-                        ApiError::internal(anyhow::anyhow!("tenant id {id} has no value"))
-                    })?;
-                    event_traits.push(Trait {
-                        name: name.to_string(),
-                        value: TraitValue::String(value),
-                    });
-                }
+    // The page's name table: each event type and trait name once, plus the tenancy trait names.
+    let mut page = EventPage::default();
+    let mut index_of_type = FxHashMap::default();
+    for (id, name) in type_names {
+        index_of_type.insert(id, page.names.len() as u32);
+        page.names.push(name);
+    }
+    let mut index_of_trait = FxHashMap::default();
+    for (id, name) in trait_names {
+        index_of_trait.insert(id, page.names.len() as u32);
+        page.names.push(name);
+    }
+    let mut tenancy_index = [0u32; 2];
+    for (slot, name) in tenancy_index.iter_mut().zip(TENANCY_TRAITS) {
+        *slot = page.names.len() as u32;
+        page.names.push(Arc::from(name));
+    }
+
+    // Each name's position in byte order, so that traits sort by name with integer compares.
+    let mut by_name: Vec<u32> = (0..page.names.len() as u32).collect();
+    by_name.sort_unstable_by(|a, b| page.name(*a).cmp(page.name(*b)));
+    // Equal names (a trait named like a tenancy trait, of another type) share a rank, so that
+    // they sort by type.
+    let mut rank = vec![0u32; by_name.len()];
+    for (position, pair) in by_name.windows(2).enumerate() {
+        rank[pair[1] as usize] = if page.name(pair[0]) == page.name(pair[1]) {
+            rank[pair[0] as usize]
+        } else {
+            position as u32 + 1
+        };
+    }
+
+    let missing =
+        |what: &str, id: i64| ApiError::internal(anyhow::anyhow!("{what} {id} has no name"));
+    let mut by_event: FxHashMap<i64, Vec<(u32, TraitValue)>> = FxHashMap::default();
+    for (event_id, name_id, value) in traits {
+        let index = *index_of_trait
+            .get(&name_id)
+            .ok_or_else(|| missing("trait name", name_id))?;
+        by_event.entry(event_id).or_default().push((index, value));
+    }
+
+    page.events.reserve(rows.len());
+    for row in rows {
+        let mut event_traits = by_event.remove(&row.id).unwrap_or_default();
+        for (index, value) in tenancy_index
+            .into_iter()
+            .zip([row.project_ref, row.user_ref])
+        {
+            if let Some(id) = value {
+                let value = tenants.get(&id).ok_or_else(|| missing("tenant", id))?;
+                event_traits.push((index, TraitValue::String(value.to_string())));
             }
-            event_traits.sort_by(|a, b| {
-                (a.name.as_str(), a.value.trait_type())
-                    .cmp(&(b.name.as_str(), b.value.trait_type()))
-            });
-            let raw = RawValue::from_string(row.raw).map_err(|e| {
-                ApiError::internal(anyhow::anyhow!(
-                    "stored raw of event {} is not JSON: {e}",
-                    row.id
-                ))
-            })?;
-            Ok(Event {
-                message_id: row.message_id,
-                event_type: row.event_type,
-                generated: row.generated,
-                traits: event_traits,
-                raw,
-            })
-        })
-        .collect()
+        }
+        event_traits
+            .sort_unstable_by_key(|(name, value)| (rank[*name as usize], value.trait_type()));
+        let event_type = *index_of_type
+            .get(&row.event_type_id)
+            .ok_or_else(|| missing("event type", row.event_type_id))?;
+        page.events.push(PageEvent {
+            message_id: row.message_id,
+            event_type,
+            generated: row.generated,
+            traits: event_traits,
+            raw: row.raw,
+        });
+    }
+    Ok(page)
 }

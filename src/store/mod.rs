@@ -5,6 +5,7 @@ pub mod audit;
 pub mod event_types;
 pub mod events;
 pub mod ingest;
+pub mod name_cache;
 mod names;
 pub mod plan_cache;
 mod rows;
@@ -16,6 +17,15 @@ use diesel::connection::Connection;
 use crate::db::AnyConnection;
 use crate::error::ApiError;
 
+/// What the read path keeps between requests: shared by all of a server's requests.
+#[derive(Default)]
+pub struct ReadCaches {
+    /// Recent trait-filter match counts, for choosing query plans.
+    pub plans: plan_cache::PlanCache,
+    /// Interned names by id and by name.
+    pub names: name_cache::NameCache,
+}
+
 /// Runs `f` in a transaction that writes.
 ///
 /// On SQLite a transaction that reads before it writes can fail with "database is locked" when
@@ -26,6 +36,23 @@ where
     F: FnOnce(&mut AnyConnection) -> Result<T, ApiError>,
 {
     conn.transaction(f)
+}
+
+/// Runs the reads of one request against one snapshot.
+///
+/// On SQLite the reads run in one deferred (read) transaction: the page and its traits come from
+/// the same snapshot, and the file and WAL read locks, which every autocommit statement would
+/// otherwise take and release on locks shared by all of the process's connections, are taken
+/// once. On PostgreSQL each statement of a request already sees only committed rows of
+/// immutable events, and a transaction would cost two more round trips, so reads run as they are.
+pub fn read_snapshot<T, F>(conn: &mut AnyConnection, f: F) -> Result<T, ApiError>
+where
+    F: FnOnce(&mut AnyConnection) -> Result<T, ApiError>,
+{
+    match conn {
+        AnyConnection::Sqlite(_) => conn.transaction(f),
+        AnyConnection::Postgresql(_) => f(conn),
+    }
 }
 
 /// The SQL text for a value comparison.

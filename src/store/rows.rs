@@ -9,8 +9,8 @@ pub struct EventRow {
     pub id: i64,
     #[diesel(sql_type = Text)]
     pub message_id: String,
-    #[diesel(sql_type = Text)]
-    pub event_type: String,
+    #[diesel(sql_type = BigInt)]
+    pub event_type_id: i64,
     #[diesel(sql_type = BigInt)]
     pub generated: i64,
     #[diesel(sql_type = Nullable<BigInt>)]
@@ -60,32 +60,21 @@ pub struct NameType {
     pub dtype: i16,
 }
 
+/// A trait value alone (`/v2/event_types/{t}/traits/{name}`), one row type per value type.
 #[derive(QueryableByName, Debug)]
-pub struct TextTrait {
-    #[diesel(sql_type = BigInt)]
-    pub event_id: i64,
-    #[diesel(sql_type = Text)]
-    pub name: String,
+pub struct TextValue {
     #[diesel(sql_type = Text)]
     pub value: String,
 }
 
 #[derive(QueryableByName, Debug)]
-pub struct IntTrait {
-    #[diesel(sql_type = BigInt)]
-    pub event_id: i64,
-    #[diesel(sql_type = Text)]
-    pub name: String,
+pub struct IntValue {
     #[diesel(sql_type = BigInt)]
     pub value: i64,
 }
 
 #[derive(QueryableByName, Debug)]
-pub struct FloatTrait {
-    #[diesel(sql_type = BigInt)]
-    pub event_id: i64,
-    #[diesel(sql_type = Text)]
-    pub name: String,
+pub struct FloatValue {
     #[diesel(sql_type = Double)]
     pub value: f64,
 }

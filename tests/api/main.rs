@@ -22,6 +22,7 @@ mod policy;
 mod read_only;
 mod root;
 mod scoping;
+mod shared_store;
 mod shutdown;
 mod slowloris;
 mod tenancy;

@@ -152,6 +152,18 @@ pub struct Resp {
 }
 
 impl Resp {
+    /// Reads a service response whole.
+    pub async fn read<B: MessageBody>(res: ServiceResponse<B>) -> Resp {
+        let status = res.status();
+        let headers = res.headers().clone();
+        let body = test::read_body(res).await;
+        Resp {
+            status,
+            headers,
+            body,
+        }
+    }
+
     pub fn json(&self) -> Value {
         serde_json::from_slice(&self.body).unwrap_or_else(|e| {
             panic!(
@@ -380,15 +392,7 @@ where
     B: MessageBody,
 {
     pub async fn send(&self, req: TestRequest) -> Resp {
-        let res = test::call_service(&self.service, req.to_request()).await;
-        let status = res.status();
-        let headers = res.headers().clone();
-        let body = test::read_body(res).await;
-        Resp {
-            status,
-            headers,
-            body,
-        }
+        Resp::read(test::call_service(&self.service, req.to_request()).await).await
     }
 
     /// GET as an admin.

@@ -1,9 +1,11 @@
 //! `/v2/events`: query (Panko), show one, and ingest (Almanac).
 
+use actix_web::http::header::ContentType;
 use actix_web::{get, post, web, HttpRequest, HttpResponse};
 
 use crate::auth::{self, policy, Identity, Need};
 use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::http::event_json;
 use crate::http::views::EventView;
 use crate::http::{body, request_meta, AppState};
 use crate::ingest::decode_batch;
@@ -107,13 +109,18 @@ pub async fn list_events(
         query.all_tenants,
     )?;
     let limit = query.limit.unwrap_or(limits.default_limit);
-    let plans = state.plans.clone();
-    let events = state
+    let caches = state.caches.clone();
+    let page = state
         .db
-        .run(move |conn| store::events::list(conn, &plans, &query, &scope, limit))
+        .run(move |conn| {
+            store::read_snapshot(conn, |conn| {
+                store::events::list(conn, &caches, &query, &scope, limit)
+            })
+        })
         .await?;
-    let views: Vec<EventView> = events.into_iter().map(EventView::from).collect();
-    Ok(HttpResponse::Ok().json(views))
+    Ok(HttpResponse::Ok()
+        .content_type(ContentType::json())
+        .body(event_json::page(&page)))
 }
 
 /// One event by message_id, if it is within the caller's scope.
@@ -152,12 +159,22 @@ pub async fn show_event(
     ensure_no_arguments(req.query_string(), None)?;
     let message_id = body::path_text("message_id", path.into_inner())?;
     let lookup = message_id.clone();
-    let event = state
+    let caches = state.caches.clone();
+    let page = state
         .db
-        .run(move |conn| store::events::get(conn, &lookup, &scope))
-        .await?
+        .run(move |conn| {
+            store::read_snapshot(conn, |conn| {
+                store::events::get(conn, &caches, &lookup, &scope)
+            })
+        })
+        .await?;
+    let event = page
+        .events
+        .first()
         .ok_or_else(|| ApiError::not_found(format!("Event {message_id} Not Found")))?;
-    Ok(HttpResponse::Ok().json(EventView::from(event)))
+    Ok(HttpResponse::Ok()
+        .content_type(ContentType::json())
+        .body(event_json::event(&page, event)))
 }
 
 /// Ingest a batch of events (Almanac; Panko has no write API).
