@@ -433,7 +433,9 @@ fn trait_rows(sqlite: bool, table: &str, ids: &[i64]) -> Sql {
     sql.bind(Bind::Text(list));
     if sqlite {
         // CROSS JOIN keeps the id list as the outer loop.
-        sql.push(&format!(") j CROSS JOIN {table} x WHERE x.event_id = j.value"));
+        sql.push(&format!(
+            ") j CROSS JOIN {table} x WHERE x.event_id = j.value"
+        ));
     } else {
         sql.push(" AS BIGINT[]))");
     }
