@@ -5,13 +5,13 @@ use std::collections::HashMap;
 use rustc_hash::FxHashMap;
 use std::sync::Arc;
 
-use diesel::sql_types::{BigInt, Double, Text};
 use diesel::RunQueryDsl;
 
 use super::ingest::{bind_value, trait_table};
 use super::name_cache::NameCache;
 use super::names::NameTable;
 use super::op_sql;
+use super::page_traits;
 use super::plan_cache::PlanCache;
 use super::rows::{Count, EventRow, MarkerRow};
 use super::ReadCaches;
@@ -19,7 +19,7 @@ use crate::auth::EventScope;
 use crate::db::sql::{Bind, Sql};
 use crate::db::AnyConnection;
 use crate::error::ApiError;
-use crate::model::{is_tenancy_trait, EventPage, PageEvent, TraitType, TraitValue, TENANCY_TRAITS};
+use crate::model::{is_tenancy_trait, EventPage, PageEvent, TraitValue, TENANCY_TRAITS};
 use crate::query::{Direction, EventQuery, Op, SortKey};
 
 /// The event columns. Names (the event type, tenancy values, trait names) are ids, resolved
@@ -405,43 +405,6 @@ fn push_keyset(sql: &mut Sql, sort: &[(SortKey, Direction)], marker: &MarkerRow)
     sql.push(")");
 }
 
-/// `SELECT event_id, name_id, value` of these events' rows of one trait table.
-///
-/// The ids are bound as one value, not one placeholder each: diesel's work per bound value was
-/// about a tenth of a page's CPU, and SQLite turned a long `IN (…)` list into a temporary B-tree
-/// on every execution. SQLite walks a JSON array and probes the primary key for each id;
-/// PostgreSQL takes an array, as it would for `IN`.
-fn trait_rows(sqlite: bool, table: &str, ids: &[i64]) -> Sql {
-    let mut list = String::with_capacity(ids.len() * 8 + 2);
-    let (open, close) = if sqlite { ('[', ']') } else { ('{', '}') };
-    list.push(open);
-    for (i, id) in ids.iter().enumerate() {
-        if i > 0 {
-            list.push(',');
-        }
-        list.push_str(itoa::Buffer::new().format(*id));
-    }
-    list.push(close);
-    let mut sql = if sqlite {
-        Sql::new("SELECT x.event_id, x.name_id, x.value FROM json_each(")
-    } else {
-        Sql::new(&format!(
-            "SELECT x.event_id, x.name_id, x.value FROM {table} x \
-             WHERE x.event_id = ANY(CAST("
-        ))
-    };
-    sql.bind(Bind::Text(list));
-    if sqlite {
-        // CROSS JOIN keeps the id list as the outer loop.
-        sql.push(&format!(
-            ") j CROSS JOIN {table} x WHERE x.event_id = j.value"
-        ));
-    } else {
-        sql.push(" AS BIGINT[]))");
-    }
-    sql
-}
-
 /// Loads the traits of the given event rows (one query per trait type), resolves names through
 /// the cache, and assembles the page.
 fn assemble(
@@ -453,25 +416,7 @@ fn assemble(
         return Ok(EventPage::default());
     }
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-    let sqlite = matches!(conn, AnyConnection::Sqlite(_));
-    let select = |t: TraitType| trait_rows(sqlite, trait_table(t), &ids);
-    let mut traits: Vec<(i64, i64, TraitValue)> = Vec::with_capacity(rows.len() * 12);
-    let text = select(TraitType::String).typed::<(BigInt, BigInt, Text)>();
-    for (event_id, name_id, value) in text.load::<(i64, i64, String)>(conn)? {
-        traits.push((event_id, name_id, TraitValue::String(value)));
-    }
-    let integer = select(TraitType::Integer).typed::<(BigInt, BigInt, BigInt)>();
-    for (event_id, name_id, value) in integer.load::<(i64, i64, i64)>(conn)? {
-        traits.push((event_id, name_id, TraitValue::Integer(value)));
-    }
-    let float = select(TraitType::Float).typed::<(BigInt, BigInt, Double)>();
-    for (event_id, name_id, value) in float.load::<(i64, i64, f64)>(conn)? {
-        traits.push((event_id, name_id, TraitValue::Float(value)));
-    }
-    let datetime = select(TraitType::Datetime).typed::<(BigInt, BigInt, BigInt)>();
-    for (event_id, name_id, value) in datetime.load::<(i64, i64, i64)>(conn)? {
-        traits.push((event_id, name_id, TraitValue::Datetime(value)));
-    }
+    let traits = page_traits::load(conn, &ids)?;
 
     let type_names = names.names(
         conn,

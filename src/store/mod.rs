@@ -7,6 +7,7 @@ pub mod events;
 pub mod ingest;
 pub mod name_cache;
 mod names;
+mod page_traits;
 pub mod plan_cache;
 mod rows;
 pub mod tokens;
