@@ -64,7 +64,13 @@ pub fn list(
     scope: &EventScope,
     limit: u32,
 ) -> Result<EventPage, ApiError> {
-    let Some(filters) = resolve_trait_filters(conn, &caches.names, query)? else {
+    let scope = resolve_scope(conn, &caches.names, scope)?;
+    let filters = resolve_trait_filters(conn, &caches.names, query)?;
+    let (Some(scope), Some(filters)) = (scope, filters) else {
+        // Nothing can match; a marker still has to be one the caller can see.
+        if let Some(marker) = &query.marker {
+            return Err(marker_not_found(marker));
+        }
         return Ok(EventPage::default());
     };
     let driver = match query.message_id {
@@ -85,7 +91,7 @@ pub fn list(
         }
         None => select_events(),
     };
-    push_scope(&mut sql, scope);
+    push_scope(&mut sql, &scope);
 
     if let Some(event_type) = &query.event_type {
         let ids = caches
@@ -113,7 +119,7 @@ pub fn list(
 
     let sort = effective_sort(&query.sort);
     if let Some(marker) = &query.marker {
-        let position = marker_position(conn, marker, scope)?;
+        let position = marker_position(conn, marker, &scope)?;
         push_keyset(&mut sql, &sort, &position);
     }
     sql.push(" ORDER BY ");
@@ -140,9 +146,12 @@ pub fn get(
     message_id: &str,
     scope: &EventScope,
 ) -> Result<EventPage, ApiError> {
+    let Some(scope) = resolve_scope(conn, &caches.names, scope)? else {
+        return Ok(EventPage::default());
+    };
     let mut sql = select_events();
     sql.push(" AND e.message_id = ").bind_text(message_id);
-    push_scope(&mut sql, scope);
+    push_scope(&mut sql, &scope);
     let rows = sql.load::<EventRow>(conn)?;
     assemble(conn, &caches.names, rows)
 }
@@ -154,31 +163,68 @@ fn select_events() -> Sql {
     sql
 }
 
-/// The id of a tenancy value, as a scalar subquery (evaluated once; NULL when unknown, which
-/// matches nothing).
-fn push_tenant_ref(sql: &mut Sql, value: &str) {
-    sql.push("(SELECT id FROM tenants WHERE name = ")
-        .bind_text(value)
-        .push(")");
+/// An [`EventScope`] with its tenancy values resolved to their interned ids.
+enum ScopeIds {
+    All,
+    /// The admin's project, if any event has it.
+    AdminProject(Option<i64>),
+    Member {
+        project: i64,
+        user: Option<i64>,
+    },
 }
 
-fn push_scope(sql: &mut Sql, scope: &EventScope) {
-    match scope {
-        EventScope::All => {}
-        EventScope::AdminProject(project) => {
-            sql.push(" AND (e.project_ref = ");
-            push_tenant_ref(sql, project);
-            sql.push(" OR e.project_ref IS NULL)");
-        }
+/// Resolves the scope's tenancy values through the name cache, so that the query compares ids
+/// (no subquery to plan or run). `None` when the scope cannot match any event: a member whose
+/// project or user no event has.
+fn resolve_scope(
+    conn: &mut AnyConnection,
+    names: &NameCache,
+    scope: &EventScope,
+) -> Result<Option<ScopeIds>, ApiError> {
+    let mut id_of = |value: &str| -> Result<Option<i64>, ApiError> {
+        Ok(names
+            .ids(conn, NameTable::Tenants, &[value])?
+            .get(value)
+            .copied())
+    };
+    Ok(match scope {
+        EventScope::All => Some(ScopeIds::All),
+        EventScope::AdminProject(project) => Some(ScopeIds::AdminProject(id_of(project)?)),
         EventScope::Member {
             project_id,
             user_id,
         } => {
-            sql.push(" AND e.project_ref = ");
-            push_tenant_ref(sql, project_id);
-            if let Some(user_id) = user_id {
-                sql.push(" AND e.user_ref = ");
-                push_tenant_ref(sql, user_id);
+            let Some(project) = id_of(project_id)? else {
+                return Ok(None);
+            };
+            let user = match user_id {
+                Some(user_id) => match id_of(user_id)? {
+                    Some(id) => Some(id),
+                    None => return Ok(None),
+                },
+                None => None,
+            };
+            Some(ScopeIds::Member { project, user })
+        }
+    })
+}
+
+fn push_scope(sql: &mut Sql, scope: &ScopeIds) {
+    match *scope {
+        ScopeIds::All => {}
+        ScopeIds::AdminProject(Some(project)) => {
+            sql.push(" AND (e.project_ref = ")
+                .bind_i64(project)
+                .push(" OR e.project_ref IS NULL)");
+        }
+        ScopeIds::AdminProject(None) => {
+            sql.push(" AND e.project_ref IS NULL");
+        }
+        ScopeIds::Member { project, user } => {
+            sql.push(" AND e.project_ref = ").bind_i64(project);
+            if let Some(user) = user {
+                sql.push(" AND e.user_ref = ").bind_i64(user);
             }
         }
     }
@@ -186,8 +232,10 @@ fn push_scope(sql: &mut Sql, scope: &EventScope) {
 
 /// Where a trait filter's values are stored.
 enum Stored {
-    /// A tenancy trait, kept as an indexed event column.
+    /// A tenancy trait, kept as an indexed event column, compared with `op` other than `eq`.
     Column(&'static str),
+    /// A tenancy trait equal to this interned value.
+    ColumnId(&'static str, i64),
     /// A trait table and the interned name.
     Table { table: &'static str, name_id: i64 },
 }
@@ -199,7 +247,8 @@ struct ResolvedFilter {
 }
 
 /// Resolves trait names to where they are stored. `None` when a filter names a trait that no
-/// event has ever had, so nothing can match (even `ne` needs the trait to exist).
+/// event has ever had, so nothing can match (even `ne` needs the trait to exist), or asks for a
+/// tenancy value that no event has.
 fn resolve_trait_filters(
     conn: &mut AnyConnection,
     names: &NameCache,
@@ -220,11 +269,21 @@ fn resolve_trait_filters(
     for filter in &query.traits {
         let trait_type = filter.value.trait_type();
         let stored = if is_tenancy_trait(&filter.name, trait_type) {
-            Stored::Column(if filter.name == "project_id" {
+            let column = if filter.name == "project_id" {
                 "e.project_ref"
             } else {
                 "e.user_ref"
-            })
+            };
+            match (&filter.value, filter.op) {
+                (TraitValue::String(value), Op::Eq) => {
+                    let ids = names.ids(conn, NameTable::Tenants, &[value.as_str()])?;
+                    let Some(&id) = ids.get(value.as_str()) else {
+                        return Ok(None);
+                    };
+                    Stored::ColumnId(column, id)
+                }
+                _ => Stored::Column(column),
+            }
         } else {
             let Some(&name_id) = name_ids.get(&filter.name) else {
                 return Ok(None);
@@ -260,7 +319,7 @@ fn choose_driver(
     let cap = DRIVER_CAP.max(2 * i64::from(limit));
     let mut best: Option<(usize, i64)> = None;
     for (i, f) in filters.iter().enumerate() {
-        if f.op == Op::Ne || matches!(f.stored, Stored::Column(_)) {
+        if f.op == Op::Ne || !matches!(f.stored, Stored::Table { .. }) {
             continue;
         }
         let mut sql = Sql::new("SELECT COUNT(*) AS n FROM (SELECT x.event_id FROM ");
@@ -297,14 +356,10 @@ fn push_index_condition(sql: &mut Sql, f: &ResolvedFilter) {
 fn push_filter(sql: &mut Sql, f: &ResolvedFilter) {
     let op = op_sql(f.op);
     match f.stored {
-        // NULL (no such trait) never compares true, as in Panko. Equality looks the value up
-        // once; other comparisons are on the values, through the (small) tenants table.
-        Stored::Column(column) if f.op == Op::Eq => {
-            sql.push(&format!(
-                " AND {column} = (SELECT id FROM tenants WHERE name = "
-            ))
-            .bind(f.value.clone())
-            .push(")");
+        // NULL (no such trait) never compares true, as in Panko. Equality was resolved to the
+        // value's id; other comparisons are on the values, through the (small) tenants table.
+        Stored::ColumnId(column, id) => {
+            sql.push(&format!(" AND {column} = ")).bind_i64(id);
         }
         Stored::Column(column) => {
             sql.push(&format!(
@@ -330,19 +385,23 @@ fn push_filter(sql: &mut Sql, f: &ResolvedFilter) {
 fn marker_position(
     conn: &mut AnyConnection,
     marker: &str,
-    scope: &EventScope,
+    scope: &ScopeIds,
 ) -> Result<MarkerRow, ApiError> {
     let mut sql = Sql::new(
         "SELECT e.generated AS generated, e.message_id AS message_id FROM events e WHERE e.message_id = ",
     );
     sql.bind_text(marker);
     push_scope(&mut sql, scope);
-    sql.load::<MarkerRow>(conn)?.pop().ok_or_else(|| {
-        ApiError::bad_request(format!(
-            "Marker {marker} not found. A marker is the message_id of the last event of the \
-             previous page, sent again with the same q, sort and limit."
-        ))
-    })
+    sql.load::<MarkerRow>(conn)?
+        .pop()
+        .ok_or_else(|| marker_not_found(marker))
+}
+
+fn marker_not_found(marker: &str) -> ApiError {
+    ApiError::bad_request(format!(
+        "Marker {marker} not found. A marker is the message_id of the last event of the \
+         previous page, sent again with the same q, sort and limit."
+    ))
 }
 
 fn column(key: SortKey) -> &'static str {

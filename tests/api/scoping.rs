@@ -217,6 +217,28 @@ async fn markers_of_other_tenants_are_not_found(backend: Backend) {
         ))
         .await;
     assert_eq!(res.ids(), ["noproj", "intonly", "bare"]);
+    // A caller whose project or user no event has sees nothing, and no marker is theirs; an
+    // unknown project_id filter value matches nothing but still checks the marker.
+    for (user, project) in [("u-none", "p1"), ("u1", "p-none")] {
+        let res = app
+            .send(member(TestRequest::get().uri("/v2/events"), user, project))
+            .await;
+        assert!(res.ids().is_empty(), "{user}/{project}");
+        let res = app
+            .send(member(
+                TestRequest::get().uri("/v2/events?marker=p1u1"),
+                user,
+                project,
+            ))
+            .await;
+        assert!(res.error(400).starts_with("Marker p1u1 not found."));
+    }
+    let res = app
+        .send(admin(TestRequest::get().uri(
+            "/v2/events?q.field=all_tenants&q.value=1&q.field=project_id&q.value=p-none&marker=nope",
+        )))
+        .await;
+    assert!(res.error(400).starts_with("Marker nope not found."));
 }
 
 async fn filters_cannot_widen_the_scope(backend: Backend) {
