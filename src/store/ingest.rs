@@ -165,6 +165,9 @@ fn store_events(
                 .push(")");
         }
         sql.push(" ON CONFLICT (message_id) DO NOTHING RETURNING id, message_id");
+        if chunk.len() < EVENT_CHUNK {
+            sql.uncached();
+        }
         for row in sql.load::<IdMessage>(conn)? {
             ids.insert(row.message_id, row.id);
         }
@@ -216,6 +219,9 @@ fn insert_traits(
                     .bind(value.clone())
                     .push(")");
             }
+            if chunk.len() < TRAIT_CHUNK {
+                sql.uncached();
+            }
             sql.execute(conn)?;
         }
     }
@@ -255,6 +261,9 @@ fn record_event_type_traits(
                 .push(")");
         }
         sql.push(" ON CONFLICT DO NOTHING");
+        if chunk.len() < TRAIT_CHUNK {
+            sql.uncached();
+        }
         sql.execute(conn)?;
     }
     Ok(())

@@ -39,10 +39,13 @@ pub fn intern(
     names: &[&str],
 ) -> Result<HashMap<String, i64>, ApiError> {
     for chunk in names.chunks(CHUNK) {
+        // Padded to a power of two by repeating the last name (a repeat is one more conflict,
+        // skipped), so that few statement shapes exist and each is prepared once.
+        let padded = chunk.len().next_power_of_two();
         let mut sql = Sql::new(&format!("INSERT INTO {} (name) VALUES ", table.table()));
-        for (i, name) in chunk.iter().enumerate() {
+        for i in 0..padded {
             sql.push(if i == 0 { "(" } else { ", (" });
-            sql.bind_text(name).push(")");
+            sql.bind_text(chunk[i.min(chunk.len() - 1)]).push(")");
         }
         sql.push(" ON CONFLICT (name) DO NOTHING");
         sql.execute(conn)?;
