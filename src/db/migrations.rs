@@ -21,16 +21,24 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// Applies every pending migration; returns the versions applied.
 pub fn run_pending(conn: &mut AnyConnection) -> Result<Vec<String>, BoxError> {
     match conn {
-        AnyConnection::Sqlite(c) => match c.run_pending_migrations(SQLITE) {
-            Ok(done) => Ok(done.iter().map(|v| v.to_string()).collect()),
-            // Two processes starting together both find a migration pending; the second one's
-            // transaction fails ("table … already exists") and rolls back. If nothing is pending
-            // any more, the other process applied it, and this one has nothing to do.
-            Err(error) => match c.has_pending_migration(SQLITE) {
-                Ok(false) => Ok(Vec::new()),
-                _ => Err(error),
-            },
-        },
+        // The whole run holds SQLite's write lock (BEGIN IMMEDIATE; each migration is then a
+        // savepoint), so of several processes starting together one migrates and the others,
+        // waiting on the busy timeout, then find nothing pending. Without it, a process could
+        // fail on "table … already exists" while the other was between two migrations.
+        AnyConnection::Sqlite(c) => {
+            match c.immediate_transaction(|c| {
+                c.run_pending_migrations(SQLITE)
+                    .map(|done| done.iter().map(|v| v.to_string()).collect::<Vec<_>>())
+            }) {
+                Ok(done) => Ok(done),
+                // Kept as a last resort: if nothing is pending any more, another process
+                // applied the migrations and this one has nothing to do.
+                Err(error) => match c.has_pending_migration(SQLITE) {
+                    Ok(false) => Ok(Vec::new()),
+                    _ => Err(error),
+                },
+            }
+        }
         AnyConnection::Postgresql(c) => {
             c.batch_execute(&format!("SELECT pg_advisory_lock({PG_LOCK_KEY})"))?;
             let result = c

@@ -38,6 +38,12 @@ pub fn intern(
     table: NameTable,
     names: &[&str],
 ) -> Result<HashMap<String, i64>, ApiError> {
+    insert(conn, table, names)?;
+    lookup(conn, table, names)
+}
+
+/// Inserts the names that do not exist yet, in the order given (callers sort them).
+pub fn insert(conn: &mut AnyConnection, table: NameTable, names: &[&str]) -> Result<(), ApiError> {
     for chunk in names.chunks(CHUNK) {
         // Padded to a power of two by repeating the last name (a repeat is one more conflict,
         // skipped), so that few statement shapes exist and each is prepared once.
@@ -50,7 +56,7 @@ pub fn intern(
         sql.push(" ON CONFLICT (name) DO NOTHING");
         sql.execute(conn)?;
     }
-    lookup(conn, table, names)
+    Ok(())
 }
 
 /// Ids of the names that exist; absent names are missing from the map.

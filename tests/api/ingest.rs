@@ -12,6 +12,7 @@ use crate::support::{
 };
 
 backend_tests!(
+    concurrent_batches_with_new_names_all_succeed,
     raw_nesting_depth_is_limited,
     good_batch_is_stored_and_read_back,
     ndjson_batch_skips_blank_lines,
@@ -1949,4 +1950,42 @@ async fn raw_nesting_depth_is_limited(backend: Backend) {
     }
     app.get_admin("/v2/events/shallow").await.ok();
     app.get_admin("/v2/events/deep").await.error(404);
+}
+
+/// Many batches at once, each bringing new tenancy values, trait names and event types in its
+/// own order: grouped into shared transactions by the writers (two on PostgreSQL), they must all
+/// be stored. Before names were interned ahead of the group's transaction, two PostgreSQL
+/// writers could each hold a new name the other needed ("deadlock detected", a 503).
+async fn concurrent_batches_with_new_names_all_succeed(backend: Backend) {
+    let app = app(backend).await;
+    let batches = 96;
+    let per_batch = 4;
+    let requests = (0..batches).map(|b| {
+        let events: Vec<Value> = (0..per_batch)
+            .map(|i| {
+                // Batches share new names with others, few per batch, in different orders.
+                let k = (i * 7 + b * 11) % 23;
+                event(
+                    &format!("c{b:02}-{i:03}"),
+                    &format!("type.{}", k % 13),
+                    "2014-01-01T00:00:00",
+                    json!([
+                        s("project_id", &format!("proj-{k}")),
+                        s("user_id", &format!("user-{}", (k * 5) % 23)),
+                        s(&format!("name-{}", (k * 3) % 23), "v"),
+                    ]),
+                )
+            })
+            .collect();
+        app.send(admin(
+            TestRequest::post()
+                .uri("/v2/events")
+                .set_json(Value::Array(events)),
+        ))
+    });
+    for res in futures_util::future::join_all(requests).await {
+        assert_eq!(res.status, 201, "{}", text(&res));
+        assert_eq!(res.json()["stored"], per_batch);
+    }
+    assert_eq!(all_ids(&app).await.len(), batches * per_batch);
 }
