@@ -333,19 +333,24 @@ fn count_known_pairs(conn: &mut AnyConnection, pairs: &[(i64, i64, i16)]) -> Res
         let mut sql = Sql::new(
             "SELECT COUNT(*) AS n FROM event_type_traits WHERE (event_type_id, name_id, dtype) IN (",
         );
-        for (i, (type_id, name_id, dtype)) in chunk.iter().enumerate() {
-            sql.push(if i == 0 { "(" } else { ", (" });
-            sql.bind_i64(*type_id)
-                .push(", ")
-                .bind_i64(*name_id)
-                .push(", ")
-                .bind_i64(i64::from(*dtype))
-                .push(")");
-        }
+        push_pair_rows(&mut sql, chunk);
         sql.push(")").uncached();
         known += sql.load::<Count>(conn)?.first().map_or(0, |c| c.n);
     }
     Ok(known)
+}
+
+/// `(?, ?, ?), (?, ?, ?), …` for (event type id, name id, dtype) rows.
+fn push_pair_rows(sql: &mut Sql, pairs: &[(i64, i64, i16)]) {
+    for (i, (type_id, name_id, dtype)) in pairs.iter().enumerate() {
+        sql.push(if i == 0 { "(" } else { ", (" });
+        sql.bind_i64(*type_id)
+            .push(", ")
+            .bind_i64(*name_id)
+            .push(", ")
+            .bind_i64(i64::from(*dtype))
+            .push(")");
+    }
 }
 
 /// Inserts (event type id, name id, dtype) rows that do not exist yet, in the order given.
@@ -356,15 +361,7 @@ fn insert_type_trait_pairs(
     for chunk in pairs.chunks(TRAIT_CHUNK) {
         let mut sql =
             Sql::new("INSERT INTO event_type_traits (event_type_id, name_id, dtype) VALUES ");
-        for (i, (type_id, name_id, dtype)) in chunk.iter().enumerate() {
-            sql.push(if i == 0 { "(" } else { ", (" });
-            sql.bind_i64(*type_id)
-                .push(", ")
-                .bind_i64(*name_id)
-                .push(", ")
-                .bind_i64(i64::from(*dtype))
-                .push(")");
-        }
+        push_pair_rows(&mut sql, chunk);
         sql.push(" ON CONFLICT DO NOTHING");
         if chunk.len() < TRAIT_CHUNK {
             sql.uncached();
