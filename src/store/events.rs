@@ -1,11 +1,10 @@
 //! Reading events: `GET /v2/events` (filters, scope, sort, marker) and `GET /v2/events/{id}`.
 
 use std::collections::HashMap;
-
-use rustc_hash::FxHashMap;
 use std::sync::Arc;
 
 use diesel::RunQueryDsl;
+use rustc_hash::FxHashMap;
 
 use super::ingest::{bind_value, trait_table};
 use super::name_cache::NameCache;
@@ -14,7 +13,7 @@ use super::op_sql;
 use super::page_traits;
 use super::plan_cache::PlanCache;
 use super::rows::{Count, EventRow, MarkerRow};
-use super::ReadCaches;
+use super::{read_snapshot, ReadCaches};
 use crate::auth::EventScope;
 use crate::db::sql::{Bind, Sql};
 use crate::db::AnyConnection;
@@ -56,8 +55,20 @@ pub fn effective_sort(given: &[(SortKey, Direction)]) -> Vec<(SortKey, Direction
     keys
 }
 
-/// One page of events matching the query, within the caller's scope.
+/// One page of events matching the query, within the caller's scope, read from one snapshot.
 pub fn list(
+    conn: &mut AnyConnection,
+    caches: &ReadCaches,
+    query: &EventQuery,
+    scope: &EventScope,
+    limit: u32,
+) -> Result<EventPage, ApiError> {
+    read_snapshot(conn, |conn| {
+        list_in_snapshot(conn, caches, query, scope, limit)
+    })
+}
+
+fn list_in_snapshot(
     conn: &mut AnyConnection,
     caches: &ReadCaches,
     query: &EventQuery,
@@ -138,22 +149,24 @@ pub fn list(
     assemble(conn, &caches.names, rows)
 }
 
-/// One event by message_id, if it exists within the caller's scope.
-/// A page of that one event, or an empty page.
+/// The event with this message_id if it is within the caller's scope, as a page of one event
+/// (or an empty page).
 pub fn get(
     conn: &mut AnyConnection,
     caches: &ReadCaches,
     message_id: &str,
     scope: &EventScope,
 ) -> Result<EventPage, ApiError> {
-    let Some(scope) = resolve_scope(conn, &caches.names, scope)? else {
-        return Ok(EventPage::default());
-    };
-    let mut sql = select_events();
-    sql.push(" AND e.message_id = ").bind_text(message_id);
-    push_scope(&mut sql, &scope);
-    let rows = sql.load::<EventRow>(conn)?;
-    assemble(conn, &caches.names, rows)
+    read_snapshot(conn, |conn| {
+        let Some(scope) = resolve_scope(conn, &caches.names, scope)? else {
+            return Ok(EventPage::default());
+        };
+        let mut sql = select_events();
+        sql.push(" AND e.message_id = ").bind_text(message_id);
+        push_scope(&mut sql, &scope);
+        let rows = sql.load::<EventRow>(conn)?;
+        assemble(conn, &caches.names, rows)
+    })
 }
 
 /// `SELECT … FROM events e … WHERE 1 = 1`, ready for more conditions.
@@ -464,8 +477,8 @@ fn push_keyset(sql: &mut Sql, sort: &[(SortKey, Direction)], marker: &MarkerRow)
     sql.push(")");
 }
 
-/// Loads the traits of the given event rows (one query per trait type), resolves names through
-/// the cache, and assembles the page.
+/// Loads the traits of the given event rows ([`page_traits`]), resolves names through the cache,
+/// and assembles the page.
 fn assemble(
     conn: &mut AnyConnection,
     names: &NameCache,
@@ -497,16 +510,18 @@ fn assemble(
 
     // The page's name table: each event type and trait name once, plus the tenancy trait names.
     let mut page = EventPage::default();
-    let mut index_of_type = FxHashMap::default();
-    for (id, name) in type_names {
-        index_of_type.insert(id, page.names.len() as u32);
-        page.names.push(name);
-    }
-    let mut index_of_trait = FxHashMap::default();
-    for (id, name) in trait_names {
-        index_of_trait.insert(id, page.names.len() as u32);
-        page.names.push(name);
-    }
+    // Appends names to the page's table; returns each id's index there.
+    let mut add_names = |names: FxHashMap<i64, Arc<str>>| -> FxHashMap<i64, u32> {
+        names
+            .into_iter()
+            .map(|(id, name)| {
+                page.names.push(name);
+                (id, page.names.len() as u32 - 1)
+            })
+            .collect()
+    };
+    let index_of_type = add_names(type_names);
+    let index_of_trait = add_names(trait_names);
     let mut tenancy_index = [0u32; 2];
     for (slot, name) in tenancy_index.iter_mut().zip(TENANCY_TRAITS) {
         *slot = page.names.len() as u32;

@@ -330,11 +330,16 @@ const TYPE_TRAITS_LOCK: i64 = 0x0045_5454;
 fn count_known_pairs(conn: &mut AnyConnection, pairs: &[(i64, i64, i16)]) -> Result<i64, ApiError> {
     let mut known = 0;
     for chunk in pairs.chunks(TRAIT_CHUNK) {
+        // Padded to a power of two by repeating the last pair (an `IN` list counts each stored
+        // row once), so that few statement shapes exist and each is prepared once.
+        let padded: Vec<(i64, i64, i16)> = (0..chunk.len().next_power_of_two())
+            .map(|i| chunk[i.min(chunk.len() - 1)])
+            .collect();
         let mut sql = Sql::new(
             "SELECT COUNT(*) AS n FROM event_type_traits WHERE (event_type_id, name_id, dtype) IN (",
         );
-        push_pair_rows(&mut sql, chunk);
-        sql.push(")").uncached();
+        push_pair_rows(&mut sql, &padded);
+        sql.push(")");
         known += sql.load::<Count>(conn)?.first().map_or(0, |c| c.n);
     }
     Ok(known)

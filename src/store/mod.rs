@@ -46,7 +46,7 @@ where
 /// otherwise take and release on locks shared by all of the process's connections, are taken
 /// once. On PostgreSQL each statement of a request already sees only committed rows of
 /// immutable events, and a transaction would cost two more round trips, so reads run as they are.
-pub fn read_snapshot<T, F>(conn: &mut AnyConnection, f: F) -> Result<T, ApiError>
+pub(crate) fn read_snapshot<T, F>(conn: &mut AnyConnection, f: F) -> Result<T, ApiError>
 where
     F: FnOnce(&mut AnyConnection) -> Result<T, ApiError>,
 {

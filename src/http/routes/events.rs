@@ -112,11 +112,7 @@ pub async fn list_events(
     let caches = state.caches.clone();
     let page = state
         .db
-        .run(move |conn| {
-            store::read_snapshot(conn, |conn| {
-                store::events::list(conn, &caches, &query, &scope, limit)
-            })
-        })
+        .run(move |conn| store::events::list(conn, &caches, &query, &scope, limit))
         .await?;
     Ok(HttpResponse::Ok()
         .content_type(ContentType::json())
@@ -162,11 +158,7 @@ pub async fn show_event(
     let caches = state.caches.clone();
     let page = state
         .db
-        .run(move |conn| {
-            store::read_snapshot(conn, |conn| {
-                store::events::get(conn, &caches, &lookup, &scope)
-            })
-        })
+        .run(move |conn| store::events::get(conn, &caches, &lookup, &scope))
         .await?;
     let event = page
         .events
