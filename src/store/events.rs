@@ -381,14 +381,17 @@ fn push_filter(sql: &mut Sql, f: &ResolvedFilter) {
             .bind(f.value.clone())
             .push(")");
         }
+        // A scalar subquery, not `EXISTS`: the primary key (event_id, name_id) makes it one
+        // probe returning at most one value (NULL when the event lacks the trait, which never
+        // compares true). PostgreSQL plans `EXISTS` as a semi-join and searches join orders on
+        // every execution (its custom plans): 0.98 -> 0.72 ms per query-3 statement at 1M events.
         Stored::Table { table, name_id } => {
             sql.push(&format!(
-                " AND EXISTS (SELECT 1 FROM {table} x WHERE x.event_id = e.id AND x.name_id = "
+                " AND (SELECT x.value FROM {table} x WHERE x.event_id = e.id AND x.name_id = "
             ))
             .bind_i64(name_id)
-            .push(&format!(" AND x.value {op} "))
-            .bind(f.value.clone())
-            .push(")");
+            .push(&format!(") {op} "))
+            .bind(f.value.clone());
         }
     }
 }
