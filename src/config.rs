@@ -99,7 +99,7 @@ pub struct DatabaseConfig {
     pub sqlite_cache_kib: u32,
     /// SQLite page cache of the ingest writer's connection, in KiB.
     pub sqlite_writer_cache_kib: u32,
-    /// WAL pages after which SQLite checkpoints.
+    /// WAL pages after which SQLite checkpoints (see `DbOptions::sqlite_wal_autocheckpoint`).
     pub sqlite_wal_autocheckpoint: u32,
 }
 

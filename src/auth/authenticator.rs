@@ -249,7 +249,7 @@ impl Authenticator {
         let event = entry.to_event(time::now_micros());
         let writer = failures.writer.clone();
         actix_web::rt::spawn(async move {
-            if let Err(error) = writer.submit(vec![event], None).await {
+            if let Err(error) = writer.submit(vec![event], None, None).await {
                 tracing::warn!(%error, "could not record an authentication failure");
             }
         });

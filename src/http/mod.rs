@@ -23,7 +23,7 @@ use crate::auth::{Authenticator, Policy, RequestMeta};
 use crate::config::Config;
 use crate::db::Db;
 use crate::store::audit::{Actor, AuditEntry};
-use crate::store::writer::IngestWriter;
+use crate::store::writer::{IngestWriter, WriterOptions};
 use crate::store::ReadCaches;
 
 /// What every handler can reach.
@@ -45,7 +45,11 @@ impl AppState {
     /// Fails only on a bad policy (which `Config::load` has already ruled out).
     pub fn new(db: Db, config: Config) -> anyhow::Result<AppState> {
         let policy = config.policy()?;
-        let writer = IngestWriter::start(db.clone(), config.db_options().connect_timeout);
+        let options = config.db_options();
+        let writer = IngestWriter::start(
+            db.clone(),
+            &WriterOptions::new(options.connect_timeout, options.sqlite_wal_autocheckpoint),
+        );
         let audit = &config.audit;
         let auth = Authenticator::new(
             config.auth,

@@ -2,6 +2,7 @@
 //! and never build SQL themselves.
 
 pub mod audit;
+mod checkpointer;
 pub mod event_types;
 pub mod events;
 pub mod ingest;

@@ -11,6 +11,7 @@ mod errors;
 mod event_types;
 mod events_query;
 mod full_disk;
+mod group_commit;
 mod hostile;
 mod ingest;
 mod metrics;

@@ -215,6 +215,7 @@ pub async fn ingest_events(
     let caller = rate_key(&who);
     state.ingest_rate.check(&caller, 1)?;
     let format = body::batch_format(&req)?;
+    let arrival = state.writer.arriving();
     let raw_body = body::read(
         &req,
         payload,
@@ -231,7 +232,7 @@ pub async fn ingest_events(
         state.ingest_rate.check(&caller, batch.len() - 1)?;
     }
     let audit = state.audit_entry(&meta, audit::EVENTS_INGEST, who.actor());
-    let outcome = state.writer.submit(batch, audit).await?;
+    let outcome = state.writer.submit(batch, audit, Some(arrival)).await?;
     crate::metrics::events_ingested(outcome.stored, outcome.duplicates.len());
     Ok(HttpResponse::Created().json(outcome))
 }

@@ -1,0 +1,188 @@
+//! The ingest writer's grouping of batches into commits, and (SQLite) its checkpoint thread.
+//!
+//! These drive `IngestWriter` directly, with a long linger, so that the waits they check are not
+//! timing-dependent: a batch the writer should wait for comes well within the linger, and a
+//! batch it should not wait for is answered long before the linger would end.
+
+use std::time::{Duration, Instant};
+
+use almanac::config::Config;
+use almanac::ingest::{decode_batch, BatchFormat};
+use almanac::model::NewEvent;
+use almanac::store::writer::{IngestWriter, WriterOptions};
+use diesel::connection::SimpleConnection;
+use diesel::Connection;
+
+use crate::backend_tests;
+use crate::support::{Backend, TestDb};
+
+backend_tests!(
+    a_batch_being_decoded_joins_the_group_that_waits_for_it,
+    after_groups_of_two_a_lone_batch_waits_for_its_partner,
+    a_lone_client_is_never_kept_waiting,
+);
+
+/// Long enough that no test's deliberate delay comes near it, even on a loaded machine.
+const LINGER: Duration = Duration::from_secs(10);
+/// The pause before a batch the writer is expected to wait for.
+const PAUSE: Duration = Duration::from_millis(100);
+
+fn writer_on(db: &TestDb, wal_restart_pages: u32) -> IngestWriter {
+    let options = WriterOptions {
+        linger: LINGER,
+        ..WriterOptions::new(Duration::from_secs(5), wal_restart_pages)
+    };
+    IngestWriter::start(db.open_migrated(), &options)
+}
+
+/// `n` events with message ids `{prefix}-{i}`, each with a few traits.
+fn batch(prefix: &str, n: usize) -> Vec<NewEvent> {
+    let lines: Vec<String> = (0..n)
+        .map(|i| {
+            serde_json::json!({
+                "message_id": format!("{prefix}-{i}"),
+                "event_type": "compute.instance.create.end",
+                "generated": "2026-01-01T00:00:00",
+                "traits": [
+                    {"name": "project_id", "type": "string", "value": "p1"},
+                    {"name": "host", "type": "string", "value": format!("host-{}", i % 7)},
+                    {"name": "memory_mb", "type": "integer", "value": (i * 512) as i64},
+                ],
+            })
+            .to_string()
+        })
+        .collect();
+    decode_batch(
+        lines.join("\n").as_bytes(),
+        BatchFormat::Ndjson,
+        &Config::default().ingest_limits(),
+        0,
+    )
+    .expect("a valid batch")
+}
+
+async fn a_batch_being_decoded_joins_the_group_that_waits_for_it(backend: Backend) {
+    let db = TestDb::new(backend);
+    let writer = writer_on(&db, 40_000);
+
+    // A second request has its body read (announced) when the first is queued: the writer holds
+    // the first until the second is queued, and commits both at once.
+    let second_arrival = writer.arriving();
+    let first = tokio::spawn({
+        let writer = writer.clone();
+        async move { writer.submit(batch("a", 10), None, None).await }
+    });
+    tokio::time::sleep(PAUSE).await;
+    let second = writer
+        .submit(batch("b", 10), None, Some(second_arrival))
+        .await
+        .expect("the second batch is stored");
+    let first = first
+        .await
+        .expect("the task ends")
+        .expect("the first batch is stored");
+    assert_eq!((first.stored, second.stored), (10, 10));
+    assert_eq!(writer.commits(), 1, "both batches in one commit");
+}
+
+async fn after_groups_of_two_a_lone_batch_waits_for_its_partner(backend: Backend) {
+    let db = TestDb::new(backend);
+    let writer = writer_on(&db, 40_000);
+
+    // Two clients in step: the first pair arrives together and is stored together.
+    let announced = writer.arriving();
+    let first = tokio::spawn({
+        let writer = writer.clone();
+        async move { writer.submit(batch("a1", 5), None, None).await }
+    });
+    tokio::time::sleep(PAUSE).await;
+    writer
+        .submit(batch("b1", 5), None, Some(announced))
+        .await
+        .expect("stored");
+    first.await.expect("the task ends").expect("stored");
+    assert_eq!(writer.commits(), 1);
+
+    // Then one client comes back before the other has even started its request: the writer,
+    // having stored two batches at a time, waits for the second.
+    let early = tokio::spawn({
+        let writer = writer.clone();
+        async move { writer.submit(batch("a2", 5), None, None).await }
+    });
+    tokio::time::sleep(PAUSE).await;
+    assert!(!early.is_finished(), "the lone batch waits for its partner");
+    writer
+        .submit(batch("b2", 5), None, None)
+        .await
+        .expect("stored");
+    early.await.expect("the task ends").expect("stored");
+    assert_eq!(writer.commits(), 2, "the second pair in one commit");
+}
+
+async fn a_lone_client_is_never_kept_waiting(backend: Backend) {
+    let db = TestDb::new(backend);
+    let writer = writer_on(&db, 40_000);
+    let started = Instant::now();
+    for n in 0..5 {
+        let outcome = writer
+            .submit(batch(&format!("solo{n}"), 3), None, None)
+            .await
+            .expect("stored");
+        assert_eq!(outcome.stored, 3);
+    }
+    assert_eq!(writer.commits(), 5, "one commit per batch");
+    // Five batches answered in less than one linger: none waited for a batch that never came.
+    assert!(started.elapsed() < LINGER, "took {:?}", started.elapsed());
+}
+
+/// SQLite: the writer's connection does not checkpoint, its checkpoint thread does, and lets the
+/// WAL start over, so the WAL file stays near the configured size however much is written.
+#[actix_web::test]
+async fn sqlite_checkpoint_thread_keeps_the_wal_small() {
+    let db = TestDb::new(Backend::Sqlite);
+    let restart_pages = 16;
+    let writer = writer_on(&db, restart_pages);
+    let path = db
+        .url
+        .strip_prefix("sqlite://")
+        .expect("a SQLite URL")
+        .to_string();
+    let wal = format!("{path}-wal");
+
+    let batches = 60;
+    let mut largest_wal = 0;
+    for n in 0..batches {
+        writer
+            .submit(batch(&format!("w{n}"), 100), None, None)
+            .await
+            .expect("stored");
+        largest_wal = largest_wal.max(std::fs::metadata(&wal).map_or(0, |m| m.len()));
+    }
+    // Each batch dirties tens of pages, 60 batches thousands (tens of MiB of WAL without
+    // checkpoints). With them, the WAL holds at most the restart size plus a group or two.
+    assert!(
+        largest_wal < 2 * 1024 * 1024,
+        "the WAL grew to {largest_wal} bytes"
+    );
+
+    // Everything is there, read through another connection.
+    let mut conn = diesel::SqliteConnection::establish(&path).expect("open the SQLite file");
+    let count = count_events(&mut conn);
+    assert_eq!(count, batches * 100);
+    conn.batch_execute("PRAGMA integrity_check")
+        .expect("intact");
+}
+
+fn count_events(conn: &mut diesel::SqliteConnection) -> i64 {
+    use diesel::sql_types::BigInt;
+    use diesel::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+    diesel::sql_query("SELECT COUNT(*) AS n FROM events")
+        .get_result::<Count>(conn)
+        .expect("count the events")
+        .n
+}
