@@ -104,6 +104,9 @@ struct Writer {
     commits: Arc<AtomicU64>,
     linger: Duration,
     checkpointer: Option<Checkpointer>,
+    /// Writer threads in all, and how many are storing a group right now.
+    threads: usize,
+    storing: Arc<AtomicUsize>,
 }
 
 impl IngestWriter {
@@ -122,6 +125,7 @@ impl IngestWriter {
         }));
         let arriving = Arc::new(AtomicUsize::new(0));
         let commits = Arc::new(AtomicU64::new(0));
+        let storing = Arc::new(AtomicUsize::new(0));
         for n in 0..threads {
             let writer = Writer {
                 db: db.clone(),
@@ -131,6 +135,8 @@ impl IngestWriter {
                 linger: options.linger,
                 checkpointer: (db.backend() == Backend::Sqlite)
                     .then(|| Checkpointer::start(db.clone(), options.wal_restart_pages)),
+                threads,
+                storing: Arc::clone(&storing),
             };
             std::thread::Builder::new()
                 .name(format!("almanac-writer-{n}"))
@@ -198,7 +204,9 @@ impl IngestWriter {
 /// `linger`) while batches are being read or decoded, and until it holds as many batches as the
 /// largest of the last groups: the clients answered together come back together. With one
 /// client, groups are of one batch and nothing waits; after a burst, it waits for at most
-/// [`RECENT_GROUPS`] groups.
+/// [`RECENT_GROUPS`] groups. With several writers (PostgreSQL) a writer waits only while every
+/// other writer is storing a group: a batch that an idle writer could store at once is better
+/// stored in parallel than added to a group.
 fn run(writer: &Writer) {
     // Only for waiting on the queue with a timeout.
     let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
@@ -221,7 +229,9 @@ fn run(writer: &Writer) {
             intake.recent.push_back(group.len());
             group
         };
+        writer.storing.fetch_add(1, Ordering::SeqCst);
         store_group(writer, &mut conn, group);
+        writer.storing.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -243,7 +253,8 @@ fn gather(
                 let left = linger_until.saturating_duration_since(Instant::now());
                 let more_coming =
                     writer.arriving.load(Ordering::SeqCst) > 0 || group.len() < expected;
-                if !more_coming || left.is_zero() {
+                let others_busy = writer.storing.load(Ordering::SeqCst) + 1 >= writer.threads;
+                if !more_coming || !others_busy || left.is_zero() {
                     break;
                 }
                 // Woken by a batch, or after 1 ms to look at the count again (a batch refused

@@ -16,11 +16,7 @@ use diesel::Connection;
 use crate::backend_tests;
 use crate::support::{Backend, TestDb};
 
-backend_tests!(
-    a_batch_being_decoded_joins_the_group_that_waits_for_it,
-    after_groups_of_two_a_lone_batch_waits_for_its_partner,
-    a_lone_client_is_never_kept_waiting,
-);
+backend_tests!(a_lone_client_is_never_kept_waiting);
 
 /// Long enough that no test's deliberate delay comes near it, even on a loaded machine.
 const LINGER: Duration = Duration::from_secs(10);
@@ -61,8 +57,10 @@ fn batch(prefix: &str, n: usize) -> Vec<NewEvent> {
     .expect("a valid batch")
 }
 
-async fn a_batch_being_decoded_joins_the_group_that_waits_for_it(backend: Backend) {
-    let db = TestDb::new(backend);
+/// SQLite's single writer waits for a batch being decoded.
+#[actix_web::test]
+async fn sqlite_a_batch_being_decoded_joins_the_group_that_waits_for_it() {
+    let db = TestDb::new(Backend::Sqlite);
     let writer = writer_on(&db, 40_000);
 
     // A second request has its body read (announced) when the first is queued: the writer holds
@@ -85,8 +83,10 @@ async fn a_batch_being_decoded_joins_the_group_that_waits_for_it(backend: Backen
     assert_eq!(writer.commits(), 1, "both batches in one commit");
 }
 
-async fn after_groups_of_two_a_lone_batch_waits_for_its_partner(backend: Backend) {
-    let db = TestDb::new(backend);
+/// SQLite's single writer, having stored two batches at a time, waits for a second one.
+#[actix_web::test]
+async fn sqlite_after_groups_of_two_a_lone_batch_waits_for_its_partner() {
+    let db = TestDb::new(Backend::Sqlite);
     let writer = writer_on(&db, 40_000);
 
     // Two clients in step: the first pair arrives together and is stored together.
@@ -117,6 +117,29 @@ async fn after_groups_of_two_a_lone_batch_waits_for_its_partner(backend: Backend
         .expect("stored");
     early.await.expect("the task ends").expect("stored");
     assert_eq!(writer.commits(), 2, "the second pair in one commit");
+}
+
+/// PostgreSQL's two writers: a batch is never held back for another while the other writer is
+/// idle and could store that one in parallel.
+#[actix_web::test]
+async fn postgres_an_idle_writer_takes_the_next_batch_instead_of_waiting() {
+    let db = TestDb::new(Backend::Postgres);
+    let writer = writer_on(&db, 40_000);
+    let started = Instant::now();
+    let second_arrival = writer.arriving();
+    let first = writer
+        .submit(batch("a", 10), None, None)
+        .await
+        .expect("the first batch is stored");
+    // Answered although a second batch was announced: the other writer was idle.
+    assert_eq!(first.stored, 10);
+    assert!(started.elapsed() < LINGER, "took {:?}", started.elapsed());
+    let second = writer
+        .submit(batch("b", 10), None, Some(second_arrival))
+        .await
+        .expect("the second batch is stored");
+    assert_eq!(second.stored, 10);
+    assert_eq!(writer.commits(), 2);
 }
 
 async fn a_lone_client_is_never_kept_waiting(backend: Backend) {
