@@ -8,6 +8,10 @@
 //! for the lock each hold a read snapshot, which keeps checkpoints from ever resetting the WAL
 //! (seen as a 17 GB WAL and timeouts at 1M events before this existed).
 //!
+//! A writer that holds a batch waits briefly for the batches it expects, so that clients sending
+//! in step share commits (see [`run`]); on SQLite, WAL checkpoints run beside the writer, on a
+//! thread of their own (`store::checkpointer`).
+//!
 //! A request is answered only after the commit of the transaction that holds its batch.
 
 use std::collections::VecDeque;
