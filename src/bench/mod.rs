@@ -1,9 +1,9 @@
 //! `almanac bench`: the benchmark harness (docs/PERFORMANCE.md).
 //!
-//! - `gen` writes a deterministic data set as NDJSON in the ingest shape ([`gen`]).
+//! - `gen` writes a deterministic data set as NDJSON in the ingest shape (`gen`).
 //! - `run` generates it in memory, starts `almanac serve` (this executable) on a fresh database,
-//!   loads the data through the HTTP API ([`load`]), runs the standard query mix ([`query`])
-//!   under wrk ([`wrk`]) while sampling the server's memory, and prints one table ([`report`]).
+//!   loads the data through the HTTP API (`load`), runs the standard query mix (`query`)
+//!   under wrk (`wrk`) while sampling the server's memory, and prints one table (`report`).
 //!
 //! Every request goes to 127.0.0.1, and every loop is bounded by the data set or a deadline.
 

@@ -1,5 +1,5 @@
 //! The HTTP API: routes, middleware and the OpenAPI document, all built from one route list
-//! ([`api_routes`]) so that what is served and what is documented cannot drift apart.
+//! (`api_routes`) so that what is served and what is documented cannot drift apart.
 
 mod body;
 pub mod event_json;

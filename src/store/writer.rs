@@ -9,7 +9,7 @@
 //! (seen as a 17 GB WAL and timeouts at 1M events before this existed).
 //!
 //! A writer that holds a batch waits briefly for the batches it expects, so that clients sending
-//! in step share commits (see [`run`]); on SQLite, WAL checkpoints run beside the writer, on a
+//! in step share commits (see `run`); on SQLite, WAL checkpoints run beside the writer, on a
 //! thread of their own (`store::checkpointer`).
 //!
 //! A request is answered only after the commit of the transaction that holds its batch.
@@ -54,7 +54,7 @@ pub struct WriterOptions {
     /// How long a request waits at most for room in the queue.
     pub wait: Duration,
     /// How long a writer that holds a batch waits at most for the others it expects (see
-    /// [`run`]).
+    /// `run`).
     pub linger: Duration,
     /// SQLite: the WAL pages after which the checkpoint thread lets the WAL start over (see
     /// `store::checkpointer`).
@@ -82,7 +82,7 @@ pub struct IngestWriter {
     commits: Arc<AtomicU64>,
 }
 
-/// A batch on its way to the queue (its body being read or decoded); see [`run`].
+/// A batch on its way to the queue (its body being read or decoded); see `run`.
 pub struct Arrival {
     arriving: Arc<AtomicUsize>,
 }
@@ -116,7 +116,7 @@ struct Writer {
 impl IngestWriter {
     /// Starts the writer threads: one on SQLite, two on PostgreSQL (which can use both cores'
     /// worth of server processes). On SQLite the writer leaves checkpoints to a thread of its
-    /// own ([`Checkpointer`]).
+    /// own (`store::checkpointer`).
     pub fn start(db: Db, options: &WriterOptions) -> IngestWriter {
         let threads = match db.backend() {
             Backend::Sqlite => 1,
