@@ -254,7 +254,7 @@ async fn api_creates_lists_shows_and_revokes_tokens(backend: Backend) {
         .send(bearer(TestRequest::get().uri("/v2/tokens"), &t.admin))
         .await;
     let listed = list.ok();
-    let secret = token.rsplit_once('_').unwrap().1;
+    let secret = token.splitn(3, '_').nth(2).unwrap();
     assert!(!String::from_utf8_lossy(&list.body).contains(secret));
     let ids: Vec<&str> = listed
         .as_array()
@@ -520,7 +520,7 @@ async fn secrets_are_stored_only_as_hashes(backend: Backend) {
         .await
         .json();
     let token = made["token"].as_str().unwrap();
-    let secret = token.rsplit_once('_').unwrap().1;
+    let secret = token.splitn(3, '_').nth(2).unwrap();
     let mut conn = t.db.get().unwrap();
     let rows: Vec<Row> = diesel::sql_query("SELECT id, secret_hash FROM api_tokens")
         .load(&mut *conn)

@@ -225,7 +225,7 @@ async fn token_command_creates_lists_and_revokes(backend: Backend) {
     list.assert_success();
     assert!(list.stdout.contains(&id), "{}", list.stdout);
     assert!(list.stdout.contains("access read"), "{}", list.stdout);
-    assert!(!list.stdout.contains(token.rsplit_once('_').unwrap().1));
+    assert!(!list.stdout.contains(token.splitn(3, '_').nth(2).unwrap()));
     let json_list = token_cmd(cwd.path(), &db.url, &["list", "--json"]);
     json_list.assert_success();
     let rows: Vec<Value> = json_list
