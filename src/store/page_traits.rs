@@ -10,11 +10,12 @@
 //!   statement: each statement is a round trip and an executor start in a server process that
 //!   competes for the same cores.
 
+use diesel::query_dsl::LoadQuery;
 use diesel::sql_types::{BigInt, Double, Integer, Nullable, Text};
 use diesel::RunQueryDsl;
 
 use super::ingest::trait_table;
-use crate::db::sql::{Bind, Sql};
+use crate::db::sql::{Bind, Sql, TypedSql};
 use crate::db::AnyConnection;
 use crate::error::ApiError;
 use crate::model::{TraitType, TraitValue};
@@ -48,22 +49,41 @@ fn load_sqlite(
         ));
         sql
     };
-    let text = select(TraitType::String).typed::<(BigInt, BigInt, Text)>();
-    for (event_id, name_id, value) in text.load::<(i64, i64, String)>(conn)? {
-        traits.push((event_id, name_id, TraitValue::String(value)));
-    }
-    let integer = select(TraitType::Integer).typed::<(BigInt, BigInt, BigInt)>();
-    for (event_id, name_id, value) in integer.load::<(i64, i64, i64)>(conn)? {
-        traits.push((event_id, name_id, TraitValue::Integer(value)));
-    }
-    let float = select(TraitType::Float).typed::<(BigInt, BigInt, Double)>();
-    for (event_id, name_id, value) in float.load::<(i64, i64, f64)>(conn)? {
-        traits.push((event_id, name_id, TraitValue::Float(value)));
-    }
-    let datetime = select(TraitType::Datetime).typed::<(BigInt, BigInt, BigInt)>();
-    for (event_id, name_id, value) in datetime.load::<(i64, i64, i64)>(conn)? {
-        traits.push((event_id, name_id, TraitValue::Datetime(value)));
-    }
+    load_typed::<Text, String>(conn, select(TraitType::String), traits, TraitValue::String)?;
+    load_typed::<BigInt, i64>(
+        conn,
+        select(TraitType::Integer),
+        traits,
+        TraitValue::Integer,
+    )?;
+    load_typed::<Double, f64>(conn, select(TraitType::Float), traits, TraitValue::Float)?;
+    load_typed::<BigInt, i64>(
+        conn,
+        select(TraitType::Datetime),
+        traits,
+        TraitValue::Datetime,
+    )?;
+    Ok(())
+}
+
+/// Runs a `(event_id, name_id, value)` query whose value column has the SQL type `ST`, and adds
+/// its rows to `traits`, each value made a [`TraitValue`] by `wrap`.
+fn load_typed<ST, V>(
+    conn: &mut AnyConnection,
+    sql: Sql,
+    traits: &mut Vec<(i64, i64, TraitValue)>,
+    wrap: fn(V) -> TraitValue,
+) -> Result<(), ApiError>
+where
+    for<'a> TypedSql<(BigInt, BigInt, ST)>: LoadQuery<'a, AnyConnection, (i64, i64, V)>,
+{
+    let rows = sql
+        .typed::<(BigInt, BigInt, ST)>()
+        .load::<(i64, i64, V)>(conn)?;
+    traits.extend(
+        rows.into_iter()
+            .map(|(event_id, name_id, value)| (event_id, name_id, wrap(value))),
+    );
     Ok(())
 }
 
