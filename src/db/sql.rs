@@ -73,6 +73,25 @@ impl Sql {
         self.bind(Bind::BigInt(value))
     }
 
+    /// Appends `(?, ?, …), (?, ?, …), …`: one parenthesized row of placeholders per item, for
+    /// a multi-row `VALUES` list or a row-value `IN` list.
+    pub fn push_rows<const N: usize>(
+        &mut self,
+        rows: impl IntoIterator<Item = [Bind; N]>,
+    ) -> &mut Sql {
+        for (i, row) in rows.into_iter().enumerate() {
+            self.push(if i == 0 { "(" } else { ", (" });
+            for (j, value) in row.into_iter().enumerate() {
+                if j > 0 {
+                    self.push(", ");
+                }
+                self.bind(value);
+            }
+            self.push(")");
+        }
+        self
+    }
+
     /// Appends `(?, ?, …)` for a non-empty list. The list is padded (repeating its last value,
     /// which changes nothing in an `IN`) to a power of two of at least 8 entries, so that only a
     /// few statement shapes exist and each is prepared once and cached.
@@ -169,3 +188,21 @@ impl<ST: 'static> Query for TypedSql<ST> {
 }
 
 impl<ST> RunQueryDsl<AnyConnection> for TypedSql<ST> {}
+
+#[cfg(test)]
+mod tests {
+    use super::{Bind, Sql};
+
+    #[test]
+    fn push_rows_writes_one_parenthesized_row_per_item() {
+        let mut sql = Sql::new("INSERT INTO t (a, b) VALUES ");
+        sql.push_rows([
+            [Bind::BigInt(1), Bind::Text("x".into())],
+            [Bind::BigInt(2), Bind::NullableBigInt(None)],
+        ]);
+        assert_eq!(sql.text(), "INSERT INTO t (a, b) VALUES (?, ?), (?, ?)");
+        let mut one = Sql::new("");
+        one.push_rows([[Bind::Double(0.5)]]);
+        assert_eq!(one.text(), "(?)");
+    }
+}

@@ -208,23 +208,20 @@ fn store_events(
         let mut sql = Sql::new(
             "INSERT INTO events (message_id, event_type_id, generated, project_ref, user_ref, raw) VALUES ",
         );
-        for (i, e) in chunk.iter().enumerate() {
-            sql.push(if i == 0 { "(" } else { ", (" });
-            sql.bind_text(&e.message_id)
-                .push(", ")
-                .bind_i64(id_of(&type_ids, &e.event_type)?)
-                .push(", ")
-                .bind_i64(e.generated)
-                .push(", ")
-                .bind(Bind::NullableBigInt(tenant_ref(
-                    e.string_trait("project_id"),
-                )?))
-                .push(", ")
-                .bind(Bind::NullableBigInt(tenant_ref(e.string_trait("user_id"))?))
-                .push(", ")
-                .bind_text(e.raw.get())
-                .push(")");
-        }
+        let rows = chunk
+            .iter()
+            .map(|e| {
+                Ok([
+                    Bind::Text(e.message_id.clone()),
+                    Bind::BigInt(id_of(&type_ids, &e.event_type)?),
+                    Bind::BigInt(e.generated),
+                    Bind::NullableBigInt(tenant_ref(e.string_trait("project_id"))?),
+                    Bind::NullableBigInt(tenant_ref(e.string_trait("user_id"))?),
+                    Bind::Text(e.raw.get().to_string()),
+                ])
+            })
+            .collect::<Result<Vec<_>, ApiError>>()?;
+        sql.push_rows(rows);
         sql.push(" ON CONFLICT (message_id) DO NOTHING RETURNING id, message_id");
         if chunk.len() < EVENT_CHUNK {
             sql.uncached();
@@ -271,15 +268,13 @@ fn insert_traits(
                 "INSERT INTO {} (event_id, name_id, value) VALUES ",
                 trait_table(trait_type)
             ));
-            for (i, (event_id, name_id, value)) in chunk.iter().enumerate() {
-                sql.push(if i == 0 { "(" } else { ", (" });
-                sql.bind_i64(*event_id)
-                    .push(", ")
-                    .bind_i64(*name_id)
-                    .push(", ")
-                    .bind(value.clone())
-                    .push(")");
-            }
+            sql.push_rows(chunk.iter().map(|(event_id, name_id, value)| {
+                [
+                    Bind::BigInt(*event_id),
+                    Bind::BigInt(*name_id),
+                    value.clone(),
+                ]
+            }));
             if chunk.len() < TRAIT_CHUNK {
                 sql.uncached();
             }
@@ -338,24 +333,20 @@ fn count_known_pairs(conn: &mut AnyConnection, pairs: &[(i64, i64, i16)]) -> Res
         let mut sql = Sql::new(
             "SELECT COUNT(*) AS n FROM event_type_traits WHERE (event_type_id, name_id, dtype) IN (",
         );
-        push_pair_rows(&mut sql, &padded);
+        sql.push_rows(padded.iter().map(pair_row));
         sql.push(")");
         known += sql.load::<Count>(conn)?.first().map_or(0, |c| c.n);
     }
     Ok(known)
 }
 
-/// `(?, ?, ?), (?, ?, ?), …` for (event type id, name id, dtype) rows.
-fn push_pair_rows(sql: &mut Sql, pairs: &[(i64, i64, i16)]) {
-    for (i, (type_id, name_id, dtype)) in pairs.iter().enumerate() {
-        sql.push(if i == 0 { "(" } else { ", (" });
-        sql.bind_i64(*type_id)
-            .push(", ")
-            .bind_i64(*name_id)
-            .push(", ")
-            .bind_i64(i64::from(*dtype))
-            .push(")");
-    }
+/// The binds of an (event type id, name id, dtype) row.
+fn pair_row(&(type_id, name_id, dtype): &(i64, i64, i16)) -> [Bind; 3] {
+    [
+        Bind::BigInt(type_id),
+        Bind::BigInt(name_id),
+        Bind::BigInt(i64::from(dtype)),
+    ]
 }
 
 /// Inserts (event type id, name id, dtype) rows that do not exist yet, in the order given.
@@ -366,7 +357,7 @@ fn insert_type_trait_pairs(
     for chunk in pairs.chunks(TRAIT_CHUNK) {
         let mut sql =
             Sql::new("INSERT INTO event_type_traits (event_type_id, name_id, dtype) VALUES ");
-        push_pair_rows(&mut sql, chunk);
+        sql.push_rows(chunk.iter().map(pair_row));
         sql.push(" ON CONFLICT DO NOTHING");
         if chunk.len() < TRAIT_CHUNK {
             sql.uncached();

@@ -49,10 +49,7 @@ pub fn insert(conn: &mut AnyConnection, table: NameTable, names: &[&str]) -> Res
         // skipped), so that few statement shapes exist and each is prepared once.
         let padded = chunk.len().next_power_of_two();
         let mut sql = Sql::new(&format!("INSERT INTO {} (name) VALUES ", table.table()));
-        for i in 0..padded {
-            sql.push(if i == 0 { "(" } else { ", (" });
-            sql.bind_text(chunk[i.min(chunk.len() - 1)]).push(")");
-        }
+        sql.push_rows((0..padded).map(|i| [Bind::Text(chunk[i.min(chunk.len() - 1)].to_string())]));
         sql.push(" ON CONFLICT (name) DO NOTHING");
         sql.execute(conn)?;
     }
