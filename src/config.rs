@@ -103,6 +103,9 @@ pub struct DatabaseConfig {
     pub sqlite_wal_autocheckpoint: u32,
 }
 
+/// The largest `limits.max_string_bytes` accepted (see `Config::validate`).
+pub const MAX_STRING_BYTES: usize = 2_048;
+
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct LimitsConfig {
@@ -317,6 +320,14 @@ impl Config {
         anyhow::ensure!(
             l.max_batch_events >= 1,
             "limits.max_batch_events must be at least 1"
+        );
+        // String trait values are B-tree keys (the (name, value) filter index). PostgreSQL
+        // refuses entries over about 2,700 bytes, so a larger limit would accept batches that
+        // the store then cannot write.
+        anyhow::ensure!(
+            (1..=MAX_STRING_BYTES).contains(&l.max_string_bytes),
+            "limits.max_string_bytes must be between 1 and {MAX_STRING_BYTES}: string trait \
+             values are index keys, and PostgreSQL's index entries are limited to about 2,700 bytes"
         );
         anyhow::ensure!(
             self.database.pool_size >= 1,

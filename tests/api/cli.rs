@@ -1273,6 +1273,18 @@ fn a_bad_config_value_stops_serve() {
 }
 
 #[test]
+fn a_string_limit_the_index_cannot_hold_stops_serve() {
+    let cwd = tempdir();
+    let path = cwd.path().join("long.toml");
+    std::fs::write(&path, "[limits]\nmax_string_bytes = 4096\n").expect("write");
+    let stderr = serve_fails(cwd.path(), &["--config", path.to_str().expect("UTF-8")]);
+    assert!(
+        stderr.contains("limits.max_string_bytes must be between 1 and 2048"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn missing_config_file_stops_serve() {
     let cwd = tempdir();
     let missing = cwd.path().join("nowhere.toml");

@@ -38,6 +38,7 @@ backend_tests!(
     nan_literal_is_malformed_json,
     over_long_string_is_rejected,
     custom_string_limit_applies,
+    the_largest_string_limit_is_storable_and_filterable,
     duplicate_trait_name_and_type_is_rejected,
     empty_batch_is_rejected,
     malformed_json_is_rejected,
@@ -1143,6 +1144,36 @@ async fn over_long_string_is_rejected(backend: Backend) {
         stored_traits(&app, "max").await,
         json!([tr("note", &at_limit, "string")])
     );
+}
+
+/// `limits.max_string_bytes` is capped so that a value at the cap still fits the trait indexes
+/// (PostgreSQL refuses B-tree entries over about 2,700 bytes).
+async fn the_largest_string_limit_is_storable_and_filterable(backend: Backend) {
+    let mut config = headers_config();
+    config.limits.max_string_bytes = almanac::config::MAX_STRING_BYTES;
+    let app = app_with(backend, config).await;
+    // Multi-byte text (3 bytes a character), not compressible to a small index entry.
+    let long: String = (0..almanac::config::MAX_STRING_BYTES / 3)
+        .map(|i| char::from_u32(0x4e00 + (i as u32 * 7919) % 20_000).unwrap())
+        .collect();
+    assert!(long.len() > almanac::config::MAX_STRING_BYTES - 3);
+    app.ingest(json!([event(
+        "long",
+        "e",
+        "2014-01-01T00:00:00",
+        json!([s("note", &long)])
+    )]))
+    .await;
+    assert_eq!(
+        stored_traits(&app, "long").await,
+        json!([tr("note", &long, "string")])
+    );
+    let found = app
+        .send(admin(
+            TestRequest::get().uri(&query(&[("note", "eq", &long, "string")])),
+        ))
+        .await;
+    assert_eq!(found.ids(), vec!["long"]);
 }
 
 async fn custom_string_limit_applies(backend: Backend) {
