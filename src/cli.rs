@@ -200,9 +200,9 @@ fn serve(config: Config) -> anyhow::Result<()> {
         workers,
         "almanac listening"
     );
-    // Blocking work (database calls, batch decoding) beyond the pool's connections only waits
-    // for a connection; each extra thread costs an allocator heap (measured: RSS under query load
-    // tracks the number of blocking threads, not SQLite's page cache).
+    // actix's blocking threads now only decode ingest batches (request handlers' database work
+    // has threads of its own, `db::runner`). Capped: each thread costs an allocator heap
+    // (measured: RSS under load tracked the number of blocking threads, not SQLite's page cache).
     let blocking_threads = (config.database.pool_size as usize).max(2);
     let http_config = config.http.clone();
     let state = AppState::new(db.clone(), config)?;

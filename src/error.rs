@@ -66,6 +66,16 @@ impl ApiError {
     /// A pool that cannot hand out a connection means the database is down or overloaded.
     pub fn from_pool(error: diesel::r2d2::PoolError) -> ApiError {
         tracing::warn!(%error, "no database connection available");
+        Self::unavailable_in_time()
+    }
+
+    /// Every connection stayed busy for the whole connection timeout: overloaded.
+    pub fn no_connection_in_time() -> ApiError {
+        tracing::warn!("no database connection became free in time");
+        Self::unavailable_in_time()
+    }
+
+    fn unavailable_in_time() -> ApiError {
         crate::metrics::db_error(crate::metrics::DbErrorKind::Unavailable);
         ApiError::Unavailable(
             "The database is unavailable; retry later. (No connection could be obtained in time.)"

@@ -1,10 +1,11 @@
 //! Database access: one binary, two backends (SQLite, PostgreSQL), chosen by the URL scheme.
 //!
 //! Everything above this module sees [`Db`]: a pool of [`AnyConnection`]s and a `run` method that
-//! executes blocking diesel work on actix's blocking thread pool, never on the async executor.
+//! executes blocking diesel work on threads of its own ([`runner`]), never on the async executor.
 
 mod connection;
 pub mod migrations;
+mod runner;
 pub mod schema;
 pub mod sql;
 
@@ -13,7 +14,6 @@ pub use connection::{redact, AnyConnection, Backend, DatabaseUrl, MultiBackend};
 use std::time::Duration;
 
 use diesel::r2d2::{self, PooledConnection};
-use tracing::Span;
 
 use crate::error::ApiError;
 
@@ -43,9 +43,11 @@ pub struct DbOptions {
 impl Default for DbOptions {
     fn default() -> Self {
         DbOptions {
-            // Twice the cores: more connections only queue more work on the same cores, and
-            // time-slicing them lengthens the latency tail (measured in docs/PERFORMANCE.md).
-            pool_size: 2 * std::thread::available_parallelism().map_or(2, |n| n.get() as u32),
+            // One more than the cores: each connection has its own database thread, which
+            // also renders the response, so one more keeps the cores busy while one thread
+            // waits on the database. More only time-slices the same cores and lengthens the
+            // latency tail: on 2 cores, 3 beat 4 on both backends (docs/PERFORMANCE.md).
+            pool_size: std::thread::available_parallelism().map_or(2, |n| n.get() as u32) + 1,
             connect_timeout: Duration::from_secs(5),
             sqlite_synchronous: "FULL".into(),
             sqlite_busy_timeout: Duration::from_secs(5),
@@ -65,6 +67,8 @@ impl Default for DbOptions {
 #[derive(Clone)]
 pub struct Db {
     pool: Pool,
+    /// Runs handlers' database work on threads of its own (see [`runner`]).
+    runner: runner::Runner,
     backend: Backend,
     /// Opens connections outside the pool, for long-lived users (the ingest writer).
     manager: std::sync::Arc<connection::Manager>,
@@ -88,8 +92,10 @@ impl Db {
             .test_on_check_out(false)
             .error_handler(Box::new(connection::LogErrors))
             .build(manager)?;
+        let runner = runner::Runner::start(pool.clone(), options.pool_size, options.connect_timeout)?;
         Ok(Db {
             pool,
+            runner,
             backend: url.backend(),
             manager: dedicated,
         })
@@ -152,22 +158,14 @@ impl Db {
         self.pool.get().map_err(ApiError::from_pool)
     }
 
-    /// Runs `f` with a pooled connection on the blocking thread pool. Taking the connection is
-    /// itself blocking, so it happens inside the closure too. The caller's tracing span (which
-    /// carries the request id) is entered on the blocking thread.
+    /// Runs `f` with a pooled connection on one of the database threads, never on the async
+    /// executor; requests are served in arrival order. The caller's tracing span (which carries
+    /// the request id) is entered on that thread.
     pub async fn run<T, F>(&self, f: F) -> Result<T, ApiError>
     where
         F: FnOnce(&mut AnyConnection) -> Result<T, ApiError> + Send + 'static,
         T: Send + 'static,
     {
-        let pool = self.pool.clone();
-        let span = Span::current();
-        actix_web::web::block(move || {
-            let _entered = span.enter();
-            let mut conn = pool.get().map_err(ApiError::from_pool)?;
-            f(&mut conn)
-        })
-        .await
-        .map_err(|e| ApiError::internal(anyhow::anyhow!("blocking task failed: {e}")))?
+        self.runner.run(f).await
     }
 }

@@ -7,6 +7,7 @@ mod support;
 mod audit;
 mod cli;
 mod crash;
+mod db_runner;
 mod errors;
 mod event_types;
 mod events_query;
