@@ -92,7 +92,8 @@ impl Db {
             .test_on_check_out(false)
             .error_handler(Box::new(connection::LogErrors))
             .build(manager)?;
-        let runner = runner::Runner::start(pool.clone(), options.pool_size, options.connect_timeout)?;
+        let runner =
+            runner::Runner::start(pool.clone(), options.pool_size, options.connect_timeout)?;
         Ok(Db {
             pool,
             runner,

@@ -19,7 +19,11 @@ fn one_thread(test_db: &TestDb, timeout: Duration) -> Db {
     let mut options = Config::default().db_options();
     options.pool_size = 1;
     options.connect_timeout = timeout;
-    Db::open(&DatabaseUrl::parse(&test_db.url).expect("a valid URL"), &options).expect("open")
+    Db::open(
+        &DatabaseUrl::parse(&test_db.url).expect("a valid URL"),
+        &options,
+    )
+    .expect("open")
 }
 
 /// Occupies the only thread until the returned sender is sent to (or dropped).
@@ -89,7 +93,10 @@ async fn work_that_waited_past_the_timeout_gets_503_and_does_not_run() {
     };
     actix_web::rt::time::sleep(Duration::from_millis(500)).await;
     release.send(()).expect("the holder is waiting");
-    let error = late.await.expect("join").expect_err("it waited 500 ms, past 200");
+    let error = late
+        .await
+        .expect("join")
+        .expect_err("it waited 500 ms, past 200");
     assert!(
         matches!(&error, ApiError::Unavailable(m) if m.contains("No connection could be obtained in time")),
         "{error:?}"
