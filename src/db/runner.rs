@@ -4,7 +4,8 @@
 //! Before, each request took a thread of actix's blocking pool and waited there for a
 //! connection. Under load most of those threads sat parked on the pool's condition variable,
 //! the one the scheduler woke first won (no order among waiters: a long latency tail), and the
-//! work was spread over dozens of threads whose allocator caches were cold each time one ran.
+//! work was spread over more threads than connections (the pool's size per actix worker), whose
+//! allocator caches were cold each time one ran.
 //! Here exactly as many threads as connections take jobs in arrival order.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
