@@ -15,6 +15,7 @@ use diesel::sql_types::{BigInt, Double, Integer, Nullable, Text};
 use diesel::RunQueryDsl;
 
 use super::ingest::trait_table;
+use crate::db::pg_array;
 use crate::db::sql::{Bind, Sql, TypedSql};
 use crate::db::AnyConnection;
 use crate::error::ApiError;
@@ -38,7 +39,7 @@ fn load_sqlite(
     ids: &[i64],
     traits: &mut Vec<(i64, i64, TraitValue)>,
 ) -> Result<(), ApiError> {
-    let list = id_list(ids, '[', ']');
+    let list = json_id_list(ids);
     let select = |t: TraitType| {
         let mut sql = Sql::new("SELECT x.event_id, x.name_id, x.value FROM json_each(");
         sql.bind(Bind::Text(list.clone()));
@@ -95,7 +96,7 @@ fn load_postgres(
     ids: &[i64],
     traits: &mut Vec<(i64, i64, TraitValue)>,
 ) -> Result<(), ApiError> {
-    let list = id_list(ids, '{', '}');
+    let list = pg_array::ints(ids.iter().copied());
     let mut sql = Sql::new("");
     for (i, t) in TraitType::ALL.into_iter().enumerate() {
         if i > 0 {
@@ -140,16 +141,16 @@ fn load_postgres(
     Ok(())
 }
 
-/// The ids as one literal: a JSON array (`[1,2]`) or a PostgreSQL array (`{1,2}`).
-fn id_list(ids: &[i64], open: char, close: char) -> String {
+/// The ids as a JSON array: `[1,2]`.
+fn json_id_list(ids: &[i64]) -> String {
     let mut list = String::with_capacity(ids.len() * 8 + 2);
-    list.push(open);
+    list.push('[');
     for (i, id) in ids.iter().enumerate() {
         if i > 0 {
             list.push(',');
         }
         list.push_str(itoa::Buffer::new().format(*id));
     }
-    list.push(close);
+    list.push(']');
     list
 }

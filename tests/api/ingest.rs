@@ -39,6 +39,7 @@ backend_tests!(
     over_long_string_is_rejected,
     custom_string_limit_applies,
     the_largest_string_limit_is_storable_and_filterable,
+    awkward_strings_round_trip_and_match,
     duplicate_trait_name_and_type_is_rejected,
     empty_batch_is_rejected,
     malformed_json_is_rejected,
@@ -1144,6 +1145,58 @@ async fn over_long_string_is_rejected(backend: Backend) {
         stored_traits(&app, "max").await,
         json!([tr("note", &at_limit, "string")])
     );
+}
+
+/// String values that mean something in PostgreSQL's array literals (where its trait rows are
+/// bound) or in JSON: stored as sent, and matched by equality.
+async fn awkward_strings_round_trip_and_match(backend: Backend) {
+    let app = app(backend).await;
+    let values = [
+        "",
+        "NULL",
+        "null",
+        r#"say "hi""#,
+        r"back\slash \",
+        "{braces}, commas",
+        "  spaced  ",
+        "tab\tnew\nline",
+        "\u{e9}t\u{e9} \u{1F600}",
+    ];
+    let traits: Vec<Value> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| s(&format!("s{i}"), v))
+        .collect();
+    app.ingest(json!([event(
+        "awkward",
+        "e",
+        "2014-01-01T00:00:00",
+        Value::Array(traits)
+    )]))
+    .await;
+    let mut stored = stored_traits(&app, "awkward")
+        .await
+        .as_array()
+        .unwrap()
+        .clone();
+    stored.sort_by_key(|t| t["name"].as_str().unwrap().to_string());
+    let expected: Vec<Value> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| tr(&format!("s{i}"), v, "string"))
+        .collect();
+    assert_eq!(stored, expected);
+    for (i, v) in values.iter().enumerate() {
+        let found = app
+            .send(admin(TestRequest::get().uri(&query(&[(
+                &format!("s{i}"),
+                "eq",
+                v,
+                "string",
+            )]))))
+            .await;
+        assert_eq!(found.ids(), vec!["awkward"], "s{i} = {v:?}");
+    }
 }
 
 /// `limits.max_string_bytes` is capped so that a value at the cap still fits the trait indexes
