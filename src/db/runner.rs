@@ -19,41 +19,71 @@ use crate::error::ApiError;
 
 type Job = Box<dyn FnOnce() + Send>;
 
-/// The queue into the database threads. Cheap to clone; the threads end when the last clone
-/// is dropped (after finishing the jobs already queued).
+/// The queue into the database threads. Cheap to clone. When the last clone is dropped, the
+/// threads finish the jobs already queued and end, and the drop waits for them: no database work
+/// may still be running when the process exits (libpq and OpenSSL tear down their state at
+/// exit; a thread inside them then crashed the process, seen as "double free" at the end of the
+/// test run). Actix's blocking pool gave the same guarantee: dropping its runtime waited.
 #[derive(Clone)]
 pub struct Runner {
-    jobs: mpsc::Sender<Job>,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// `None` only while dropping.
+    jobs: Option<mpsc::Sender<Job>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
     pool: Pool,
     /// The longest a job may wait in the queue: one that waited longer is answered 503
     /// without running, like a request that could not get a connection in time.
     max_wait: Duration,
 }
 
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Closing the queue ends each thread once the queue is empty.
+        self.jobs.take();
+        let current = std::thread::current().id();
+        for thread in self.threads.drain(..) {
+            // A job that held the last handle would otherwise wait for its own thread.
+            if thread.thread().id() != current {
+                let _ = thread.join();
+            }
+        }
+    }
+}
+
 impl Runner {
     pub fn start(pool: Pool, threads: u32, max_wait: Duration) -> std::io::Result<Runner> {
         let (jobs, queue) = mpsc::channel::<Job>();
         let queue = Arc::new(Mutex::new(queue));
+        let mut handles = Vec::with_capacity(threads as usize);
         for i in 0..threads {
             let queue = queue.clone();
-            std::thread::Builder::new()
-                .name(format!("almanac-db-{i}"))
-                .spawn(move || loop {
-                    // The lock is held only while waiting for the next job, never while one runs.
-                    let job = match queue.lock() {
-                        Ok(queue) => queue.recv(),
-                        Err(_) => return,
-                    };
-                    let Ok(job) = job else { return };
-                    // A panicking job loses its answer (its caller gets an internal error), not
-                    // this thread.
-                    let _ = catch_unwind(AssertUnwindSafe(job));
-                })?;
+            handles.push(
+                std::thread::Builder::new()
+                    .name(format!("almanac-db-{i}"))
+                    .spawn(move || loop {
+                        // The lock is held only while waiting for the next job, never while one
+                        // runs.
+                        let job = match queue.lock() {
+                            Ok(queue) => queue.recv(),
+                            Err(_) => return,
+                        };
+                        let Ok(job) = job else { return };
+                        // A panicking job loses its answer (its caller gets an internal error),
+                        // not this thread.
+                        let _ = catch_unwind(AssertUnwindSafe(job));
+                    })?,
+            );
         }
         Ok(Runner {
-            jobs,
-            pool,
-            max_wait,
+            inner: Arc::new(Inner {
+                jobs: Some(jobs),
+                threads: handles,
+                pool,
+                max_wait,
+            }),
         })
     }
 
@@ -65,8 +95,8 @@ impl Runner {
         T: Send + 'static,
     {
         let (answer, answered) = tokio::sync::oneshot::channel();
-        let pool = self.pool.clone();
-        let max_wait = self.max_wait;
+        let pool = self.inner.pool.clone();
+        let max_wait = self.inner.max_wait;
         let queued = Instant::now();
         let span = Span::current();
         let job: Job = Box::new(move || {
@@ -81,7 +111,10 @@ impl Runner {
             // The caller may have gone (client disconnected): nothing to do then.
             let _ = answer.send(result);
         });
-        self.jobs
+        self.inner
+            .jobs
+            .as_ref()
+            .ok_or_else(|| ApiError::internal(anyhow::anyhow!("the database threads have ended")))?
             .send(job)
             .map_err(|_| ApiError::internal(anyhow::anyhow!("the database threads have ended")))?;
         answered
