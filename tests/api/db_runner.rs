@@ -129,3 +129,36 @@ async fn a_panicking_job_fails_its_caller_and_keeps_the_thread() {
         .expect("the next job runs");
     assert_eq!(answer, 42);
 }
+
+#[actix_web::test]
+async fn dropping_the_last_handle_waits_for_work_in_progress() {
+    use futures_util::FutureExt;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let test_db = TestDb::new(Backend::Sqlite);
+    let db = one_thread(&test_db, Duration::from_secs(30));
+    let finished = Arc::new(AtomicBool::new(false));
+    let (started, has_started) = tokio::sync::oneshot::channel();
+    {
+        let finished = finished.clone();
+        // Polled once, so the job is queued; its caller then goes away, as a request whose
+        // client disconnected does. The job still runs.
+        let queued = db
+            .run(move |_| {
+                let _ = started.send(());
+                std::thread::sleep(Duration::from_millis(300));
+                finished.store(true, Ordering::SeqCst);
+                Ok(())
+            })
+            .now_or_never();
+        assert!(queued.is_none(), "the job cannot have finished yet");
+    }
+    has_started.await.expect("the job starts");
+    // The last handle: its drop waits until the thread has finished the job, so that no
+    // database work outlives the store's handles (and, at exit, the process).
+    drop(db);
+    assert!(
+        finished.load(Ordering::SeqCst),
+        "the drop returned while the job ran"
+    );
+}
