@@ -5,40 +5,20 @@
 
 /// `{1,2,3}`.
 pub fn ints(values: impl IntoIterator<Item = i64>) -> String {
-    let mut out = String::from("{");
     let mut buffer = itoa::Buffer::new();
-    for (i, v) in values.into_iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        out.push_str(buffer.format(v));
-    }
-    out.push('}');
-    out
+    literal(values, |out, v| out.push_str(buffer.format(v)))
 }
 
 /// `{1.5,-0.25,1e300}`. Rust's shortest round-trip form, which `float8in` reads back to the same
 /// double.
 pub fn floats(values: impl IntoIterator<Item = f64>) -> String {
-    let mut out = String::from("{");
-    for (i, v) in values.into_iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        out.push_str(&format!("{v:?}"));
-    }
-    out.push('}');
-    out
+    literal(values, |out, v| out.push_str(&format!("{v:?}")))
 }
 
 /// `{"a","b \"c\" \\ d"}`: every element quoted, so that no value is read as `NULL`, and
 /// braces, commas and spaces stay part of it; `"` and `\` are escaped with `\`.
 pub fn texts<'a>(values: impl IntoIterator<Item = &'a str>) -> String {
-    let mut out = String::from("{");
-    for (i, v) in values.into_iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
+    literal(values, |out, v| {
         out.push('"');
         for c in v.chars() {
             if c == '"' || c == '\\' {
@@ -47,6 +27,20 @@ pub fn texts<'a>(values: impl IntoIterator<Item = &'a str>) -> String {
             out.push(c);
         }
         out.push('"');
+    })
+}
+
+/// `{e1,e2,…}`, each element written by `element`.
+fn literal<T>(
+    values: impl IntoIterator<Item = T>,
+    mut element: impl FnMut(&mut String, T),
+) -> String {
+    let mut out = String::from("{");
+    for (i, v) in values.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        element(&mut out, v);
     }
     out.push('}');
     out

@@ -111,12 +111,12 @@ impl Runner {
             // The caller may have gone (client disconnected): nothing to do then.
             let _ = answer.send(result);
         });
-        self.inner
-            .jobs
-            .as_ref()
-            .ok_or_else(|| ApiError::internal(anyhow::anyhow!("the database threads have ended")))?
-            .send(job)
-            .map_err(|_| ApiError::internal(anyhow::anyhow!("the database threads have ended")))?;
+        let queue = self.inner.jobs.as_ref();
+        if queue.is_none_or(|jobs| jobs.send(job).is_err()) {
+            return Err(ApiError::internal(anyhow::anyhow!(
+                "the database threads have ended"
+            )));
+        }
         answered
             .await
             .map_err(|_| ApiError::internal(anyhow::anyhow!("a database task panicked")))?

@@ -282,18 +282,33 @@ fn insert_trait_rows(
     trait_type: TraitType,
     rows: &[(i64, i64, &TraitValue)],
 ) -> Result<(), ApiError> {
+    let head = format!(
+        "INSERT INTO {} (event_id, name_id, value) VALUES ",
+        trait_table(trait_type)
+    );
+    insert_in_chunks(conn, &head, "", rows, |(event_id, name_id, value)| {
+        [
+            Bind::BigInt(*event_id),
+            Bind::BigInt(*name_id),
+            bind_value(value),
+        ]
+    })
+}
+
+/// Executes `head (…), (…), … tail`, [`TRAIT_CHUNK`] rows a statement. Full chunks share one
+/// statement text, prepared once; a partial chunk runs uncached, since every row count would be
+/// another statement kept prepared on the connection for good.
+fn insert_in_chunks<T, const N: usize>(
+    conn: &mut AnyConnection,
+    head: &str,
+    tail: &str,
+    rows: &[T],
+    binds: impl Fn(&T) -> [Bind; N],
+) -> Result<(), ApiError> {
     for chunk in rows.chunks(TRAIT_CHUNK) {
-        let mut sql = Sql::new(&format!(
-            "INSERT INTO {} (event_id, name_id, value) VALUES ",
-            trait_table(trait_type)
-        ));
-        sql.push_rows(chunk.iter().map(|(event_id, name_id, value)| {
-            [
-                Bind::BigInt(*event_id),
-                Bind::BigInt(*name_id),
-                bind_value(value),
-            ]
-        }));
+        let mut sql = Sql::new(head);
+        sql.push_rows(chunk.iter().map(&binds));
+        sql.push(tail);
         if chunk.len() < TRAIT_CHUNK {
             sql.uncached();
         }
@@ -425,17 +440,13 @@ fn insert_type_trait_pairs(
     conn: &mut AnyConnection,
     pairs: &[(i64, i64, i16)],
 ) -> Result<(), ApiError> {
-    for chunk in pairs.chunks(TRAIT_CHUNK) {
-        let mut sql =
-            Sql::new("INSERT INTO event_type_traits (event_type_id, name_id, dtype) VALUES ");
-        sql.push_rows(chunk.iter().map(pair_row));
-        sql.push(" ON CONFLICT DO NOTHING");
-        if chunk.len() < TRAIT_CHUNK {
-            sql.uncached();
-        }
-        sql.execute(conn)?;
-    }
-    Ok(())
+    insert_in_chunks(
+        conn,
+        "INSERT INTO event_type_traits (event_type_id, name_id, dtype) VALUES ",
+        " ON CONFLICT DO NOTHING",
+        pairs,
+        pair_row,
+    )
 }
 
 /// The table holding traits of this type.

@@ -39,7 +39,8 @@ fn load_sqlite(
     ids: &[i64],
     traits: &mut Vec<(i64, i64, TraitValue)>,
 ) -> Result<(), ApiError> {
-    let list = json_id_list(ids);
+    // `[1,2]`, for `json_each`.
+    let list = serde_json::to_string(ids).map_err(|e| ApiError::internal(e.into()))?;
     let select = |t: TraitType| {
         let mut sql = Sql::new("SELECT x.event_id, x.name_id, x.value FROM json_each(");
         sql.bind(Bind::Text(list.clone()));
@@ -139,18 +140,4 @@ fn load_postgres(
         traits.push((event_id, name_id, value));
     }
     Ok(())
-}
-
-/// The ids as a JSON array: `[1,2]`.
-fn json_id_list(ids: &[i64]) -> String {
-    let mut list = String::with_capacity(ids.len() * 8 + 2);
-    list.push('[');
-    for (i, id) in ids.iter().enumerate() {
-        if i > 0 {
-            list.push(',');
-        }
-        list.push_str(itoa::Buffer::new().format(*id));
-    }
-    list.push(']');
-    list
 }
