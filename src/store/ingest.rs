@@ -46,11 +46,14 @@ pub fn insert_batch(
         events: batch,
         audit: None,
     };
-    insert_batches(conn, &[write])?.pop().unwrap_or_else(|| {
-        Err(ApiError::internal(anyhow::anyhow!(
-            "no outcome for a batch"
-        )))
-    })
+    insert_batches(conn, &[write])
+        .outcomes
+        .pop()
+        .unwrap_or_else(|| {
+            Err(ApiError::internal(anyhow::anyhow!(
+                "no outcome for a batch"
+            )))
+        })
 }
 
 /// One request's batch, and the audit record to store with it (completed with the outcome's
@@ -60,30 +63,88 @@ pub struct BatchWrite<'a> {
     pub audit: Option<&'a AuditEntry>,
 }
 
+/// What became of a group of batches.
+pub struct GroupOutcome {
+    /// Each batch's outcome, in the order given.
+    pub outcomes: Vec<Result<IngestOutcome, ApiError>>,
+    /// Transactions committed: 1 for a group stored whole, up to one per batch after a failure.
+    pub commits: usize,
+}
+
 /// Stores several batches in one transaction (group commit): one commit, so one disk flush, for
-/// all of them. Each batch runs in a savepoint of its own, with its audit record, so a batch that
-/// fails leaves the others intact; the outer error is the commit's, which fails them all.
-pub fn insert_batches(
-    conn: &mut AnyConnection,
-    batches: &[BatchWrite<'_>],
-) -> Result<Vec<Result<IngestOutcome, ApiError>>, ApiError> {
-    if matches!(conn, AnyConnection::Postgresql(_)) {
-        intern_names_first(conn, batches)?;
+/// all of them, each batch with its audit record.
+///
+/// The group's transaction has no savepoint per batch. On SQLite a savepoint copies every page
+/// it changes first into an in-memory journal, so that it can be undone; with a savepoint per
+/// batch that was a second copy of every index page a group dirties, and the statement journals
+/// of multi-row inserts a third (see `insert_into`): together they cost a fifth of 1M-event
+/// ingest (docs/PERFORMANCE.md). Batches are validated before they get here, so a batch that
+/// fails in the database is rare; when the group's transaction fails, it is rolled back whole and
+/// each batch is stored again in a transaction of its own, so that a batch that fails still
+/// leaves the others stored, and gets its own error.
+pub fn insert_batches(conn: &mut AnyConnection, batches: &[BatchWrite<'_>]) -> GroupOutcome {
+    if let Err(error) = intern_names_first(conn, batches) {
+        return GroupOutcome {
+            outcomes: batches.iter().map(|_| Err(error.replicate())).collect(),
+            commits: 0,
+        };
     }
-    write_transaction(conn, |conn| {
-        Ok(batches
+    let group = write_transaction(conn, |conn| {
+        batches
             .iter()
-            .map(|batch| {
-                conn.transaction(|conn| {
-                    let outcome = insert_in_transaction(conn, batch.events)?;
-                    if let Some(entry) = batch.audit {
-                        audit::record(conn, &[audit::with_outcome(entry, &outcome)])?;
-                    }
-                    Ok(outcome)
-                })
-            })
-            .collect())
-    })
+            .map(|batch| store_batch(conn, batch))
+            .collect::<Result<Vec<_>, _>>()
+    });
+    match group {
+        Ok(outcomes) => GroupOutcome {
+            outcomes: outcomes.into_iter().map(Ok).collect(),
+            commits: 1,
+        },
+        Err(error) if batches.len() == 1 => GroupOutcome {
+            outcomes: vec![Err(error)],
+            commits: 0,
+        },
+        Err(error) => {
+            tracing::warn!(%error, batches = batches.len(), "an ingest group failed; storing its batches one by one");
+            let outcomes: Vec<_> = batches
+                .iter()
+                .map(|batch| write_transaction(conn, |conn| store_batch(conn, batch)))
+                .collect();
+            GroupOutcome {
+                commits: outcomes.iter().filter(|o| o.is_ok()).count(),
+                outcomes,
+            }
+        }
+    }
+}
+
+/// One batch and its audit record, inside the caller's transaction.
+fn store_batch(
+    conn: &mut AnyConnection,
+    batch: &BatchWrite<'_>,
+) -> Result<IngestOutcome, ApiError> {
+    let outcome = insert_in_transaction(conn, batch.events)?;
+    if let Some(entry) = batch.audit {
+        audit::record(conn, &[audit::with_outcome(entry, &outcome)])?;
+    }
+    Ok(outcome)
+}
+
+/// The start of an `INSERT` of many rows at once (`INSERT OR FAIL INTO` on SQLite).
+///
+/// SQLite makes a multi-row `INSERT` that could stop half-way (a constraint whose conflict
+/// action is the default `ABORT`, or an immediate foreign key) undoable on its own: before it
+/// changes a page the first time, it copies the page into a statement journal. At ingest that is
+/// every index page a batch touches. With `OR FAIL` a failed constraint stops the statement and
+/// keeps its earlier rows, so no journal is needed; every caller runs inside a transaction that
+/// is rolled back whole when a statement fails, so those rows never outlive the error. (The
+/// ingest writer's connection also leaves foreign keys unchecked, the other reason for a
+/// statement journal: see `store::writer`.) PostgreSQL has no such cost and no such syntax.
+fn insert_into(conn: &AnyConnection) -> &'static str {
+    match conn {
+        AnyConnection::Sqlite(_) => "INSERT OR FAIL INTO",
+        AnyConnection::Postgresql(_) => "INSERT INTO",
+    }
 }
 
 /// PostgreSQL: interns every name the group uses (event types, trait names, tenancy values, of
@@ -103,6 +164,9 @@ fn intern_names_first(
     conn: &mut AnyConnection,
     batches: &[BatchWrite<'_>],
 ) -> Result<(), ApiError> {
+    if !matches!(conn, AnyConnection::Postgresql(_)) {
+        return Ok(());
+    }
     // Audit records' names do not depend on the counts they carry.
     let placeholder = IngestOutcome {
         received: 0,
@@ -207,9 +271,10 @@ fn store_events(
 
     let mut ids = HashMap::with_capacity(events.len());
     for chunk in events.chunks(EVENT_CHUNK) {
-        let mut sql = Sql::new(
-            "INSERT INTO events (message_id, event_type_id, generated, project_ref, user_ref, raw) VALUES ",
-        );
+        let mut sql = Sql::new(&format!(
+            "{} events (message_id, event_type_id, generated, project_ref, user_ref, raw) VALUES ",
+            insert_into(conn)
+        ));
         let rows = chunk
             .iter()
             .map(|e| {
@@ -283,7 +348,8 @@ fn insert_trait_rows(
     rows: &[(i64, i64, &TraitValue)],
 ) -> Result<(), ApiError> {
     let head = format!(
-        "INSERT INTO {} (event_id, name_id, value) VALUES ",
+        "{} {} (event_id, name_id, value) VALUES ",
+        insert_into(conn),
         trait_table(trait_type)
     );
     insert_in_chunks(conn, &head, "", rows, |(event_id, name_id, value)| {
@@ -440,13 +506,11 @@ fn insert_type_trait_pairs(
     conn: &mut AnyConnection,
     pairs: &[(i64, i64, i16)],
 ) -> Result<(), ApiError> {
-    insert_in_chunks(
-        conn,
-        "INSERT INTO event_type_traits (event_type_id, name_id, dtype) VALUES ",
-        " ON CONFLICT DO NOTHING",
-        pairs,
-        pair_row,
-    )
+    let head = format!(
+        "{} event_type_traits (event_type_id, name_id, dtype) VALUES ",
+        insert_into(conn)
+    );
+    insert_in_chunks(conn, &head, " ON CONFLICT DO NOTHING", pairs, pair_row)
 }
 
 /// The table holding traits of this type.

@@ -2,8 +2,9 @@
 //!
 //! Ingest requests do not each open a write transaction. They queue their validated batches for
 //! a small set of writer threads (one on SQLite, which has a single write lock anyway); a writer
-//! takes every batch waiting, stores them in one transaction with a savepoint each, commits once,
-//! then answers each request with its own outcome. Under load this turns many small commits into
+//! takes every batch waiting, stores them in one transaction, commits once, then answers each
+//! request with its own outcome (if the transaction fails, each batch is stored again alone:
+//! `store::ingest::insert_batches`). Under load this turns many small commits into
 //! few large ones, and on SQLite it removes the contention for the write lock: writers waiting
 //! for the lock each hold a read snapshot, which keeps checkpoints from ever resetting the WAL
 //! (seen as a 17 GB WAL and timeouts at 1M events before this existed).
@@ -24,7 +25,7 @@ use tracing::Span;
 
 use super::audit::AuditEntry;
 use super::checkpointer::Checkpointer;
-use super::ingest::{insert_batches, BatchWrite, IngestOutcome};
+use super::ingest::{insert_batches, BatchWrite, GroupOutcome, IngestOutcome};
 use diesel::connection::SimpleConnection;
 use diesel::r2d2::R2D2Connection;
 
@@ -290,7 +291,7 @@ fn store_group(writer: &Writer, conn: &mut Option<AnyConnection>, group: Vec<Job
     }
     let started = Instant::now();
     let gate = checkpointer.map(Checkpointer::gate);
-    let result = match conn.as_mut() {
+    let stored = match conn.as_mut() {
         Some(c) => {
             let batches: Vec<BatchWrite<'_>> = group
                 .iter()
@@ -301,13 +302,23 @@ fn store_group(writer: &Writer, conn: &mut Option<AnyConnection>, group: Vec<Job
                 .collect();
             insert_batches(c, &batches)
         }
-        None => Err(ApiError::Unavailable(
-            "The database is unavailable; retry later.".into(),
-        )),
+        None => GroupOutcome {
+            outcomes: group
+                .iter()
+                .map(|_| {
+                    Err(ApiError::Unavailable(
+                        "The database is unavailable; retry later.".into(),
+                    ))
+                })
+                .collect(),
+            commits: 0,
+        },
     };
     drop(gate);
-    if result.is_ok() {
-        writer.commits.fetch_add(1, Ordering::SeqCst);
+    if stored.commits > 0 {
+        writer
+            .commits
+            .fetch_add(stored.commits as u64, Ordering::SeqCst);
         if let Some(checkpointer) = checkpointer {
             checkpointer.committed();
         }
@@ -315,32 +326,41 @@ fn store_group(writer: &Writer, conn: &mut Option<AnyConnection>, group: Vec<Job
     tracing::debug!(
         batches = group.len(),
         events = group.iter().map(|j| j.batch.len()).sum::<usize>(),
+        commits = stored.commits,
         ms = started.elapsed().as_secs_f64() * 1e3,
         "ingest group stored"
     );
-    match result {
-        Ok(outcomes) => {
-            for (job, outcome) in group.into_iter().zip(outcomes) {
-                let _ = job.reply.send(outcome);
-            }
-        }
-        Err(error) => {
-            // The commit failed: nothing of the group is stored, and every request says so.
-            for job in group {
-                let _ = job.reply.send(Err(error.replicate()));
-            }
-        }
+    for (job, outcome) in group.into_iter().zip(stored.outcomes) {
+        let _ = job.reply.send(outcome);
     }
 }
 
 /// The writer's connection; with a checkpoint thread, one that never checkpoints itself.
+///
+/// On SQLite it also leaves foreign keys unchecked. An immediate foreign-key check in a
+/// multi-row `INSERT` makes SQLite keep a statement journal, a copy of every page the statement
+/// changes first, so that it can undo the statement alone if a row fails the check; at ingest
+/// that copied every index page a batch touched (see `insert_into` in `store::ingest`). The
+/// writer writes no reference it has not just read or created itself in the same transaction:
+/// event type, trait name and tenant ids interned there, event ids returned by the insert of
+/// the events. SQLite has one writer at a time, so nothing can delete a referenced row in
+/// between. Every other connection checks them, and the tests run `PRAGMA foreign_key_check`
+/// after ingest.
 fn open(db: &Db, checkpoints_elsewhere: bool) -> Option<AnyConnection> {
     let mut conn = db.dedicated().ok()?;
+    let mut setup = String::new();
+    if conn.backend() == Backend::Sqlite {
+        setup.push_str("PRAGMA foreign_keys = OFF;");
+    }
     if checkpoints_elsewhere {
-        if let Err(error) = conn.batch_execute("PRAGMA wal_autocheckpoint = 0") {
-            tracing::warn!(%error, "the ingest writer's connection could not be set up");
-            return None;
-        }
+        setup.push_str("PRAGMA wal_autocheckpoint = 0;");
+    }
+    if setup.is_empty() {
+        return Some(conn);
+    }
+    if let Err(error) = conn.batch_execute(&setup) {
+        tracing::warn!(%error, "the ingest writer's connection could not be set up");
+        return None;
     }
     Some(conn)
 }

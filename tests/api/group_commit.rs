@@ -7,9 +7,10 @@
 use std::time::{Duration, Instant};
 
 use almanac::config::Config;
+use almanac::db::AnyConnection;
 use almanac::ingest::{decode_batch, BatchFormat};
 use almanac::model::NewEvent;
-use almanac::store::ingest::IngestOutcome;
+use almanac::store::ingest::{insert_batches, BatchWrite, IngestOutcome};
 use almanac::store::writer::{IngestWriter, WriterOptions};
 use diesel::connection::SimpleConnection;
 use diesel::Connection;
@@ -17,7 +18,10 @@ use diesel::Connection;
 use crate::backend_tests;
 use crate::support::{Backend, TestDb};
 
-backend_tests!(a_lone_client_is_never_kept_waiting);
+backend_tests!(
+    a_lone_client_is_never_kept_waiting,
+    a_batch_that_fails_in_the_database_fails_alone,
+);
 
 /// Long enough that no test's deliberate delay comes near it, even on a loaded machine.
 const LINGER: Duration = Duration::from_secs(10);
@@ -208,4 +212,119 @@ fn count_events(conn: &mut diesel::SqliteConnection) -> i64 {
         .get_result::<Count>(conn)
         .expect("count the events")
         .n
+}
+
+/// Rows of a one-number query (`SELECT COUNT(*) AS n …`), on either backend.
+fn count(conn: &mut AnyConnection, sql: &str) -> i64 {
+    use diesel::sql_types::BigInt;
+    use diesel::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+    diesel::sql_query(sql)
+        .get_result::<Count>(conn)
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .n
+}
+
+/// A group is one transaction without savepoints: when one of its batches fails in the database
+/// (here: a trigger refuses one event in the middle of a batch, after the rows before it were
+/// written), the group is rolled back and each batch stored alone, so the others are stored and
+/// nothing of the failed batch remains.
+async fn a_batch_that_fails_in_the_database_fails_alone(backend: Backend) {
+    let db = TestDb::new(backend);
+    let pool = db.open_migrated();
+    let mut conn = pool.dedicated().expect("a connection");
+    conn.batch_execute(match backend {
+        Backend::Sqlite => {
+            "CREATE TRIGGER poison BEFORE INSERT ON events WHEN NEW.message_id LIKE 'poison%' \
+             BEGIN SELECT RAISE(FAIL, 'poisoned event'); END;"
+        }
+        Backend::Postgres => {
+            "CREATE FUNCTION poison() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+               IF NEW.message_id LIKE 'poison%' THEN RAISE EXCEPTION 'poisoned event'; END IF; \
+               RETURN NEW; END $$; \
+             CREATE TRIGGER poison BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION poison();"
+        }
+    })
+    .expect("the trigger is created");
+
+    let good_a = batch("a", 10);
+    let good_c = batch("c", 10);
+    // Five events, the poisoned one, four more: a multi-row insert that fails half-way.
+    let mut poisoned = batch("b", 10);
+    poisoned[5].message_id = "poison-b".into();
+    let writes = [&good_a, &poisoned, &good_c].map(|events| BatchWrite {
+        events,
+        audit: None,
+    });
+    let group = insert_batches(&mut conn, &writes);
+
+    let [a, b, c] = <[_; 3]>::try_from(group.outcomes).expect("one outcome per batch");
+    assert_eq!(a.expect("the first batch is stored").stored, 10);
+    assert!(b.is_err(), "the poisoned batch fails");
+    assert_eq!(c.expect("the last batch is stored").stored, 10);
+    assert_eq!(group.commits, 2, "the two good batches, each alone");
+
+    assert_eq!(count(&mut conn, "SELECT COUNT(*) AS n FROM events"), 20);
+    assert_eq!(
+        count(
+            &mut conn,
+            "SELECT COUNT(*) AS n FROM events WHERE message_id LIKE 'b-%'"
+        ),
+        0,
+        "nothing of the failed batch"
+    );
+    // Each stored event has its `host` and `memory_mb` rows (`project_id` is a column), and no
+    // trait row is left without its event.
+    for (table, rows) in [("traits_string", 20), ("traits_integer", 20)] {
+        assert_eq!(
+            count(&mut conn, &format!("SELECT COUNT(*) AS n FROM {table}")),
+            rows
+        );
+        assert_eq!(
+            count(
+                &mut conn,
+                &format!(
+                    "SELECT COUNT(*) AS n FROM {table} t \
+                     WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.id = t.event_id)"
+                )
+            ),
+            0,
+            "{table} has rows of events that do not exist"
+        );
+    }
+}
+
+/// SQLite: the writer's connection leaves foreign keys unchecked (see `store::writer::open`);
+/// what it stores must satisfy them all the same: grouped batches with new names, a duplicate
+/// across batches and audit records.
+#[actix_web::test]
+async fn sqlite_the_writer_stores_only_valid_references() {
+    let db = TestDb::new(Backend::Sqlite);
+    let writer = writer_on(&db, 40_000);
+    let (first, second) = first_then_announced(&writer, ["x", "y"], 20).await;
+    assert_eq!((first.stored, second.stored), (20, 20));
+    assert_eq!(writer.commits(), 1, "both batches in one commit");
+    // The same events again, with one new: only the new one is stored.
+    let mut again = batch("x", 20);
+    again.extend(batch("z", 1));
+    let outcome = writer.submit(again, None, None).await.expect("stored");
+    assert_eq!((outcome.stored, outcome.duplicates.len()), (1, 20));
+
+    let path = db.url.strip_prefix("sqlite://").expect("a SQLite URL");
+    let mut conn = diesel::SqliteConnection::establish(path).expect("open the SQLite file");
+    assert_eq!(count_events(&mut conn), 41);
+    #[derive(diesel::QueryableByName)]
+    struct Violation {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        table: String,
+    }
+    let violations: Vec<Violation> =
+        diesel::RunQueryDsl::load(diesel::sql_query("PRAGMA foreign_key_check"), &mut conn)
+            .expect("check the foreign keys");
+    let tables: Vec<String> = violations.into_iter().map(|v| v.table).collect();
+    assert!(tables.is_empty(), "dangling references in {tables:?}");
 }
