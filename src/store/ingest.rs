@@ -71,6 +71,16 @@ pub struct GroupOutcome {
     pub commits: usize,
 }
 
+impl GroupOutcome {
+    /// Nothing stored: every one of `batches` batches fails with `error`.
+    pub fn failed(batches: usize, error: &ApiError) -> GroupOutcome {
+        GroupOutcome {
+            outcomes: (0..batches).map(|_| Err(error.replicate())).collect(),
+            commits: 0,
+        }
+    }
+}
+
 /// Stores several batches in one transaction (group commit): one commit, so one disk flush, for
 /// all of them, each batch with its audit record.
 ///
@@ -84,10 +94,7 @@ pub struct GroupOutcome {
 /// leaves the others stored, and gets its own error.
 pub fn insert_batches(conn: &mut AnyConnection, batches: &[BatchWrite<'_>]) -> GroupOutcome {
     if let Err(error) = intern_names_first(conn, batches) {
-        return GroupOutcome {
-            outcomes: batches.iter().map(|_| Err(error.replicate())).collect(),
-            commits: 0,
-        };
+        return GroupOutcome::failed(batches.len(), &error);
     }
     let group = write_transaction(conn, |conn| {
         batches

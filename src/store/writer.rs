@@ -287,7 +287,7 @@ fn store_group(writer: &Writer, conn: &mut Option<AnyConnection>, group: Vec<Job
     let span = group[0].span.clone();
     let _entered = span.enter();
     if conn.as_mut().is_none_or(|c| c.is_broken()) {
-        *conn = open(&writer.db, checkpointer.is_some());
+        *conn = open(&writer.db);
     }
     let started = Instant::now();
     let gate = checkpointer.map(Checkpointer::gate);
@@ -302,17 +302,10 @@ fn store_group(writer: &Writer, conn: &mut Option<AnyConnection>, group: Vec<Job
                 .collect();
             insert_batches(c, &batches)
         }
-        None => GroupOutcome {
-            outcomes: group
-                .iter()
-                .map(|_| {
-                    Err(ApiError::Unavailable(
-                        "The database is unavailable; retry later.".into(),
-                    ))
-                })
-                .collect(),
-            commits: 0,
-        },
+        None => GroupOutcome::failed(
+            group.len(),
+            &ApiError::Unavailable("The database is unavailable; retry later.".into()),
+        ),
     };
     drop(gate);
     if stored.commits > 0 {
@@ -335,32 +328,26 @@ fn store_group(writer: &Writer, conn: &mut Option<AnyConnection>, group: Vec<Job
     }
 }
 
-/// The writer's connection; with a checkpoint thread, one that never checkpoints itself.
+/// The writer's connection. On SQLite it never checkpoints itself (its checkpoint thread does:
+/// `store::checkpointer`), and it leaves foreign keys unchecked.
 ///
-/// On SQLite it also leaves foreign keys unchecked. An immediate foreign-key check in a
-/// multi-row `INSERT` makes SQLite keep a statement journal, a copy of every page the statement
-/// changes first, so that it can undo the statement alone if a row fails the check; at ingest
-/// that copied every index page a batch touched (see `insert_into` in `store::ingest`). The
-/// writer writes no reference it has not just read or created itself in the same transaction:
-/// event type, trait name and tenant ids interned there, event ids returned by the insert of
-/// the events. SQLite has one writer at a time, so nothing can delete a referenced row in
-/// between. Every other connection checks them, and the tests run `PRAGMA foreign_key_check`
-/// after ingest.
-fn open(db: &Db, checkpoints_elsewhere: bool) -> Option<AnyConnection> {
+/// An immediate foreign-key check in a multi-row `INSERT` makes SQLite keep a statement journal,
+/// a copy of every page the statement changes first, so that it can undo the statement alone if
+/// a row fails the check; at ingest that copied every index page a batch touched (see
+/// `insert_into` in `store::ingest`). The writer writes no reference it has not just read or
+/// created itself in the same transaction: event type, trait name and tenant ids interned there,
+/// event ids returned by the insert of the events. SQLite has one writer at a time, so nothing
+/// can delete a referenced row in between. Every other connection checks them, and the tests run
+/// `PRAGMA foreign_key_check` after ingest.
+fn open(db: &Db) -> Option<AnyConnection> {
     let mut conn = db.dedicated().ok()?;
-    let mut setup = String::new();
     if conn.backend() == Backend::Sqlite {
-        setup.push_str("PRAGMA foreign_keys = OFF;");
-    }
-    if checkpoints_elsewhere {
-        setup.push_str("PRAGMA wal_autocheckpoint = 0;");
-    }
-    if setup.is_empty() {
-        return Some(conn);
-    }
-    if let Err(error) = conn.batch_execute(&setup) {
-        tracing::warn!(%error, "the ingest writer's connection could not be set up");
-        return None;
+        if let Err(error) =
+            conn.batch_execute("PRAGMA foreign_keys = OFF; PRAGMA wal_autocheckpoint = 0;")
+        {
+            tracing::warn!(%error, "the ingest writer's connection could not be set up");
+            return None;
+        }
     }
     Some(conn)
 }

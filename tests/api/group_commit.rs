@@ -10,6 +10,7 @@ use almanac::config::Config;
 use almanac::db::AnyConnection;
 use almanac::ingest::{decode_batch, BatchFormat};
 use almanac::model::NewEvent;
+use almanac::store::audit::{Actor, AuditEntry, EVENTS_INGEST};
 use almanac::store::ingest::{insert_batches, BatchWrite, IngestOutcome};
 use almanac::store::writer::{IngestWriter, WriterOptions};
 use diesel::connection::SimpleConnection;
@@ -308,15 +309,31 @@ async fn sqlite_the_writer_stores_only_valid_references() {
     let (first, second) = first_then_announced(&writer, ["x", "y"], 20).await;
     assert_eq!((first.stored, second.stored), (20, 20));
     assert_eq!(writer.commits(), 1, "both batches in one commit");
-    // The same events again, with one new: only the new one is stored.
+    // The same events again, with one new and an audit record: only the new one is stored,
+    // and the record with it.
     let mut again = batch("x", 20);
     again.extend(batch("z", 1));
-    let outcome = writer.submit(again, None, None).await.expect("stored");
+    let record = AuditEntry::new(
+        EVENTS_INGEST,
+        Actor {
+            user_id: Some("auditor".into()),
+            project_id: Some("audit-project".into()),
+            token_id: None,
+        },
+    );
+    let outcome = writer
+        .submit(again, Some(record), None)
+        .await
+        .expect("stored");
     assert_eq!((outcome.stored, outcome.duplicates.len()), (1, 20));
 
     let path = db.url.strip_prefix("sqlite://").expect("a SQLite URL");
     let mut conn = diesel::SqliteConnection::establish(path).expect("open the SQLite file");
-    assert_eq!(count_events(&mut conn), 41);
+    assert_eq!(
+        count_events(&mut conn),
+        42,
+        "41 events and the audit record"
+    );
     #[derive(diesel::QueryableByName)]
     struct Violation {
         #[diesel(sql_type = diesel::sql_types::Text)]
