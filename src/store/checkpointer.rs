@@ -25,10 +25,23 @@ use crate::db::sql::Sql;
 use crate::db::{AnyConnection, Db};
 use crate::error::ApiError;
 
-/// The writer's handle on its checkpoint thread. Dropping it ends the thread.
+/// The writer's handle on its checkpoint thread. Dropping it ends the thread, and waits for it
+/// (no database work may outlive its owner: see `store::writer`).
 pub struct Checkpointer {
-    wake: SyncSender<()>,
+    /// `None` only while dropping.
+    wake: Option<SyncSender<()>>,
     gate: Arc<Mutex<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        // Closing the channel ends the thread after the checkpoint it may be running.
+        self.wake.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 impl Checkpointer {
@@ -38,11 +51,15 @@ impl Checkpointer {
         let (wake, woken) = mpsc::sync_channel(1);
         let gate = Arc::new(Mutex::new(()));
         let thread_gate = Arc::clone(&gate);
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("almanac-checkpoint".into())
             .spawn(move || run(&db, &woken, &thread_gate, restart_pages))
             .expect("the checkpoint thread starts");
-        Checkpointer { wake, gate }
+        Checkpointer {
+            wake: Some(wake),
+            gate,
+            thread: Some(thread),
+        }
     }
 
     /// Held by the writer while it stores a group, so that a restarting checkpoint comes
@@ -57,7 +74,9 @@ impl Checkpointer {
     /// Tells the thread that a group was committed.
     pub fn committed(&self) {
         // Full: a wake-up is pending already. Disconnected: the thread has ended (and logged why).
-        let _ = self.wake.try_send(());
+        if let Some(wake) = &self.wake {
+            let _ = wake.try_send(());
+        }
     }
 }
 

@@ -75,12 +75,33 @@ impl WriterOptions {
 /// The handle requests use; cheap to clone.
 #[derive(Clone)]
 pub struct IngestWriter {
-    queue: mpsc::Sender<Job>,
+    threads: Arc<WriterThreads>,
     wait: Duration,
     /// Batches being read or decoded right now, not queued yet.
     arriving: Arc<AtomicUsize>,
     /// Transactions committed by the writers.
     commits: Arc<AtomicU64>,
+}
+
+/// The queue into the writer threads, and the threads. When the last handle is dropped, the
+/// queue closes, the writers store the batches already queued and end, and the drop waits for
+/// them (and they for their checkpoint threads): no database work may still be running when the
+/// process exits, for the reason given in `db::runner` (a test binary that had passed all its
+/// tests crashed at exit with SIGSEGV while writer threads were still closing their
+/// connections).
+struct WriterThreads {
+    /// `None` only while dropping.
+    queue: Option<mpsc::Sender<Job>>,
+    handles: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for WriterThreads {
+    fn drop(&mut self) {
+        self.queue.take();
+        for handle in self.handles.drain(..) {
+            let _ = handle.join();
+        }
+    }
 }
 
 /// A batch on its way to the queue (its body being read or decoded); see `run`.
@@ -131,6 +152,7 @@ impl IngestWriter {
         let arriving = Arc::new(AtomicUsize::new(0));
         let commits = Arc::new(AtomicU64::new(0));
         let storing = Arc::new(AtomicUsize::new(0));
+        let mut handles = Vec::with_capacity(threads);
         for n in 0..threads {
             let writer = Writer {
                 db: db.clone(),
@@ -143,13 +165,17 @@ impl IngestWriter {
                 threads,
                 storing: Arc::clone(&storing),
             };
-            std::thread::Builder::new()
+            let handle = std::thread::Builder::new()
                 .name(format!("almanac-writer-{n}"))
                 .spawn(move || run(&writer))
                 .expect("the writer thread starts");
+            handles.push(handle);
         }
         IngestWriter {
-            queue,
+            threads: Arc::new(WriterThreads {
+                queue: Some(queue),
+                handles,
+            }),
             wait: options.wait,
             arriving,
             commits,
@@ -186,10 +212,12 @@ impl IngestWriter {
             span: Span::current(),
         };
         let busy = || ApiError::Unavailable("The ingest queue is full; retry the request.".into());
-        tokio::time::timeout(self.wait, self.queue.send(job))
+        let stopped = || ApiError::Unavailable("The ingest writer has stopped.".into());
+        let queue = self.threads.queue.as_ref().ok_or_else(stopped)?;
+        tokio::time::timeout(self.wait, queue.send(job))
             .await
             .map_err(|_| busy())?
-            .map_err(|_| ApiError::Unavailable("The ingest writer has stopped.".into()))?;
+            .map_err(|_| stopped())?;
         drop(arrival);
         answer
             .await

@@ -345,3 +345,27 @@ async fn sqlite_the_writer_stores_only_valid_references() {
     let tables: Vec<String> = violations.into_iter().map(|v| v.table).collect();
     assert!(tables.is_empty(), "dangling references in {tables:?}");
 }
+
+/// SQLite: dropping the last writer handle waits until the writer and its checkpoint thread have
+/// stored what was queued and closed their connections; no database work may still be running
+/// when the process exits. The last connection to close removes the WAL file, so its absence
+/// right after the drop shows that every connection is closed.
+#[actix_web::test]
+async fn sqlite_dropping_the_writer_waits_for_its_threads() {
+    let db = TestDb::new(Backend::Sqlite);
+    let writer = writer_on(&db, 40_000);
+    writer
+        .submit(batch("last", 50), None, None)
+        .await
+        .expect("stored");
+    let path = db.url.strip_prefix("sqlite://").expect("a SQLite URL");
+    let wal = format!("{path}-wal");
+    assert!(std::path::Path::new(&wal).exists(), "a WAL while open");
+    drop(writer);
+    assert!(
+        !std::path::Path::new(&wal).exists(),
+        "a connection was still open after the drop"
+    );
+    let mut conn = diesel::SqliteConnection::establish(path).expect("open the SQLite file");
+    assert_eq!(count_events(&mut conn), 50);
+}
