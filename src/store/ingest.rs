@@ -58,6 +58,7 @@ pub fn insert_batch(
 
 /// One request's batch, and the audit record to store with it (completed with the outcome's
 /// counts), if ingestion is tracked.
+#[derive(Clone, Copy)]
 pub struct BatchWrite<'a> {
     pub events: &'a [NewEvent],
     pub audit: Option<&'a AuditEntry>,
@@ -83,6 +84,16 @@ impl GroupOutcome {
 
 /// Stores several batches in one transaction (group commit): one commit, so one disk flush, for
 /// all of them, each batch with its audit record.
+pub fn insert_batches(conn: &mut AnyConnection, batches: &[BatchWrite<'_>]) -> GroupOutcome {
+    let mut items: Vec<BatchWrite<'_>> = batches.to_vec();
+    insert_growing_group(conn, &mut items, |b| *b, |_| false)
+}
+
+/// Stores a group of batches in one transaction, like [`insert_batches`], where the group may
+/// grow while it is being stored: whenever every item of `items` is stored, `more` is called,
+/// and may push more items (it returns whether it did). The transaction commits once `more`
+/// returns false. The ingest writer on SQLite uses this to store the first batch of a group while
+/// the others are still being decoded (see `store::writer`). `write` gives an item's batch.
 ///
 /// The group's transaction has no savepoint per batch. On SQLite a savepoint copies every page
 /// it changes first into an in-memory journal, so that it can be undone; with a savepoint per
@@ -90,32 +101,47 @@ impl GroupOutcome {
 /// of multi-row inserts a third (see `insert_into`): together they cost a fifth of 1M-event
 /// ingest (docs/PERFORMANCE.md). Batches are validated before they get here, so a batch that
 /// fails in the database is rare; when the group's transaction fails, it is rolled back whole and
-/// each batch is stored again in a transaction of its own, so that a batch that fails still
-/// leaves the others stored, and gets its own error.
-pub fn insert_batches(conn: &mut AnyConnection, batches: &[BatchWrite<'_>]) -> GroupOutcome {
-    if let Err(error) = intern_names_first(conn, batches) {
-        return GroupOutcome::failed(batches.len(), &error);
+/// each batch taken so far is stored again in a transaction of its own, so that a batch that
+/// fails still leaves the others stored, and gets its own error. Outcomes are in the order of
+/// `items`.
+///
+/// On PostgreSQL `more` is never called: there the names of a group's batches must be interned
+/// before the group's transaction (`intern_names_first`), so the group is complete when given.
+pub fn insert_growing_group<T>(
+    conn: &mut AnyConnection,
+    items: &mut Vec<T>,
+    write: impl for<'x> Fn(&'x T) -> BatchWrite<'x>,
+    mut more: impl FnMut(&mut Vec<T>) -> bool,
+) -> GroupOutcome {
+    let batches: Vec<BatchWrite<'_>> = items.iter().map(&write).collect();
+    if let Err(error) = intern_names_first(conn, &batches) {
+        return GroupOutcome::failed(items.len(), &error);
     }
     let group = write_transaction(conn, |conn| {
-        batches
-            .iter()
-            .map(|batch| store_batch(conn, batch))
-            .collect::<Result<Vec<_>, _>>()
+        let mut outcomes = Vec::with_capacity(items.len());
+        loop {
+            while let Some(item) = items.get(outcomes.len()) {
+                outcomes.push(store_batch(conn, &write(item))?);
+            }
+            if matches!(conn, AnyConnection::Postgresql(_)) || !more(items) {
+                return Ok(outcomes);
+            }
+        }
     });
     match group {
         Ok(outcomes) => GroupOutcome {
             outcomes: outcomes.into_iter().map(Ok).collect(),
             commits: 1,
         },
-        Err(error) if batches.len() == 1 => GroupOutcome {
+        Err(error) if items.len() == 1 => GroupOutcome {
             outcomes: vec![Err(error)],
             commits: 0,
         },
         Err(error) => {
-            tracing::warn!(%error, batches = batches.len(), "an ingest group failed; storing its batches one by one");
-            let outcomes: Vec<_> = batches
+            tracing::warn!(%error, batches = items.len(), "an ingest group failed; storing its batches one by one");
+            let outcomes: Vec<_> = items
                 .iter()
-                .map(|batch| write_transaction(conn, |conn| store_batch(conn, batch)))
+                .map(|item| write_transaction(conn, |conn| store_batch(conn, &write(item))))
                 .collect();
             GroupOutcome {
                 commits: outcomes.iter().filter(|o| o.is_ok()).count(),
@@ -338,8 +364,10 @@ fn insert_traits(
         if rows.is_empty() {
             continue;
         }
-        // Sorted by the lookup index's key order: fewer page splits in the (name, value) index.
-        rows.sort_by_key(|(event_id, name_id, _)| (*name_id, *event_id));
+        // In primary-key order: each insert into the (event, name) key is an append, which SQLite
+        // makes without a descent from the root; the (name, value) index's inserts are scattered
+        // by value whatever the order (docs/PERFORMANCE.md, session 7).
+        rows.sort_by_key(|(event_id, name_id, _)| (*event_id, *name_id));
         match conn {
             AnyConnection::Sqlite(_) => insert_trait_rows(conn, trait_type, &rows)?,
             AnyConnection::Postgresql(_) => insert_trait_arrays(conn, trait_type, &rows)?,

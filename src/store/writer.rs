@@ -4,14 +4,15 @@
 //! a small set of writer threads (one on SQLite, which has a single write lock anyway); a writer
 //! takes every batch waiting, stores them in one transaction, commits once, then answers each
 //! request with its own outcome (if the transaction fails, each batch is stored again alone:
-//! `store::ingest::insert_batches`). Under load this turns many small commits into
+//! `store::ingest::insert_growing_group`). Under load this turns many small commits into
 //! few large ones, and on SQLite it removes the contention for the write lock: writers waiting
 //! for the lock each hold a read snapshot, which keeps checkpoints from ever resetting the WAL
 //! (seen as a 17 GB WAL and timeouts at 1M events before this existed).
 //!
 //! A writer that holds a batch waits briefly for the batches it expects, so that clients sending
-//! in step share commits (see `run`); on SQLite, WAL checkpoints run beside the writer, on a
-//! thread of their own (`store::checkpointer`).
+//! in step share commits; on SQLite it stores the first while the others arrive (see `run`).
+//! On SQLite, WAL checkpoints run beside the writer, on a thread of their own
+//! (`store::checkpointer`).
 //!
 //! A request is answered only after the commit of the transaction that holds its batch.
 
@@ -25,7 +26,7 @@ use tracing::Span;
 
 use super::audit::AuditEntry;
 use super::checkpointer::Checkpointer;
-use super::ingest::{insert_batches, BatchWrite, GroupOutcome, IngestOutcome};
+use super::ingest::{insert_growing_group, BatchWrite, GroupOutcome, IngestOutcome};
 use diesel::connection::SimpleConnection;
 use diesel::r2d2::R2D2Connection;
 
@@ -233,13 +234,22 @@ impl IngestWriter {
 /// their next batch once the last is acknowledged, split them into cohorts answered at different
 /// times, and commit each cohort apart: at 1M events on SQLite with 4 clients it stored 500
 /// groups of exactly 2 batches. Most of a commit's cost is index pages dirtied at random, which
-/// a group twice as large shares in good part. So once it holds a batch, a writer waits (at most
-/// `linger`) while batches are being read or decoded, and until it holds as many batches as the
-/// largest of the last groups: the clients answered together come back together. With one
-/// client, groups are of one batch and nothing waits; after a burst, it waits for at most
-/// [`RECENT_GROUPS`] groups. With several writers (PostgreSQL) a writer waits only while every
-/// other writer is storing a group: a batch that an idle writer could store at once is better
-/// stored in parallel than added to a group.
+/// a group twice as large shares in good part. So once it holds a batch, a writer waits while
+/// batches are being read or decoded, and until it holds as many batches as the largest of the
+/// last groups: the clients answered together come back together. It waits `linger` at most in
+/// all for one group. With one client, groups are of one batch and nothing waits; after a burst,
+/// it waits for at most [`RECENT_GROUPS`] groups. With several writers (PostgreSQL) a writer waits
+/// only while every other writer is storing a group: a batch that an idle writer could store at
+/// once is better stored in parallel than added to a group.
+///
+/// The single writer (SQLite) stores each batch as soon as it has taken it, and takes or waits
+/// for the next ones only when it has stored every batch it holds, all in the group's
+/// transaction (`store::ingest::insert_growing_group`): the batches its clients send together
+/// are decoded while it stores the first. Gathering the whole group first left the writer idle
+/// for the ~20 ms in which a group's last batches were read and decoded, a tenth of the time of
+/// a 1M-event load. It holds the queue meanwhile, which no other writer needs. PostgreSQL's
+/// writers gather the whole group first (its names are interned before its transaction: see
+/// `store::ingest`).
 fn run(writer: &Writer) {
     // Only for waiting on the queue with a timeout.
     let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
@@ -251,65 +261,102 @@ fn run(writer: &Writer) {
     };
     let mut conn: Option<AnyConnection> = None;
     loop {
-        let group = {
-            let Ok(mut intake) = writer.intake.lock() else {
-                return;
-            };
-            let Some(group) = gather(&mut intake, writer, &runtime) else {
-                return;
-            };
+        let Ok(mut intake) = writer.intake.lock() else {
+            return;
+        };
+        let expected = intake.recent.iter().copied().max().unwrap_or(1);
+        let Some(first) = intake.jobs.blocking_recv() else {
+            return;
+        };
+        let mut taking = Taking {
+            writer,
+            expected,
+            events: first.batch.len(),
+            linger_left: writer.linger,
+        };
+        let mut group = vec![first];
+        if writer.threads == 1 {
+            let intake = &mut *intake;
+            let batches = store_group(writer, &mut conn, group, |group| {
+                taking.more(&mut intake.jobs, group, &runtime)
+            });
+            intake.recent.pop_front();
+            intake.recent.push_back(batches);
+        } else {
+            while taking.more(&mut intake.jobs, &mut group, &runtime) {}
             intake.recent.pop_front();
             intake.recent.push_back(group.len());
-            group
-        };
-        writer.storing.fetch_add(1, Ordering::SeqCst);
-        store_group(writer, &mut conn, group);
-        writer.storing.fetch_sub(1, Ordering::SeqCst);
+            drop(intake);
+            store_group(writer, &mut conn, group, |_| false);
+        }
     }
 }
 
-/// The next group (see [`run`]); `None` once every `IngestWriter` handle is gone.
-fn gather(
-    intake: &mut Intake,
+/// A writer taking batches for one group (see [`run`]).
+struct Taking<'w> {
+    writer: &'w Writer,
+    /// Batches the group should have, from the sizes of the last groups.
+    expected: usize,
+    /// Events in the group so far.
+    events: usize,
+    /// What is left of the time the writer may wait for this group's batches.
+    linger_left: Duration,
+}
+
+impl Taking<'_> {
+    /// Adds to `group` every batch queued, up to the group size; if none is queued but more are
+    /// expected, first waits for one (within what is left of the linger). Returns whether it
+    /// added any.
+    fn more(
+        &mut self,
+        jobs: &mut mpsc::Receiver<Job>,
+        group: &mut Vec<Job>,
+        runtime: &tokio::runtime::Runtime,
+    ) -> bool {
+        let before = group.len();
+        while self.events < MAX_GROUP_EVENTS {
+            let job = match jobs.try_recv() {
+                Ok(job) => job,
+                Err(_) if group.len() > before => break,
+                Err(_) => {
+                    let more_coming = self.writer.arriving.load(Ordering::SeqCst) > 0
+                        || group.len() < self.expected;
+                    let others_busy =
+                        self.writer.storing.load(Ordering::SeqCst) + 1 >= self.writer.threads;
+                    if !more_coming || !others_busy || self.linger_left.is_zero() {
+                        break;
+                    }
+                    // Woken by a batch, or after 1 ms to look at the count again (a batch
+                    // refused while decoding never arrives).
+                    let wait = self.linger_left.min(Duration::from_millis(1));
+                    let started = Instant::now();
+                    let next =
+                        runtime.block_on(async { tokio::time::timeout(wait, jobs.recv()).await });
+                    self.linger_left = self.linger_left.saturating_sub(started.elapsed());
+                    match next {
+                        Ok(Some(job)) => job,
+                        Ok(None) => break,
+                        Err(_) => continue,
+                    }
+                }
+            };
+            self.events += job.batch.len();
+            group.push(job);
+        }
+        group.len() > before
+    }
+}
+
+/// Stores a group on the writer's own connection, opening it (again) when needed; `more` may add
+/// batches while it is stored (see `store::ingest::insert_growing_group`). Returns the number of
+/// batches stored.
+fn store_group(
     writer: &Writer,
-    runtime: &tokio::runtime::Runtime,
-) -> Option<Vec<Job>> {
-    let expected = intake.recent.iter().copied().max().unwrap_or(1);
-    let first = intake.jobs.blocking_recv()?;
-    let linger_until = Instant::now() + writer.linger;
-    let mut total = first.batch.len();
-    let mut group = vec![first];
-    while total < MAX_GROUP_EVENTS {
-        let job = match intake.jobs.try_recv() {
-            Ok(job) => job,
-            Err(_) => {
-                let left = linger_until.saturating_duration_since(Instant::now());
-                let more_coming =
-                    writer.arriving.load(Ordering::SeqCst) > 0 || group.len() < expected;
-                let others_busy = writer.storing.load(Ordering::SeqCst) + 1 >= writer.threads;
-                if !more_coming || !others_busy || left.is_zero() {
-                    break;
-                }
-                // Woken by a batch, or after 1 ms to look at the count again (a batch refused
-                // while decoding never arrives).
-                let wait = left.min(Duration::from_millis(1));
-                match runtime
-                    .block_on(async { tokio::time::timeout(wait, intake.jobs.recv()).await })
-                {
-                    Ok(Some(job)) => job,
-                    Ok(None) => break,
-                    Err(_) => continue,
-                }
-            }
-        };
-        total += job.batch.len();
-        group.push(job);
-    }
-    Some(group)
-}
-
-/// Stores a group on the writer's own connection, opening it (again) when needed.
-fn store_group(writer: &Writer, conn: &mut Option<AnyConnection>, group: Vec<Job>) {
+    conn: &mut Option<AnyConnection>,
+    mut group: Vec<Job>,
+    more: impl FnMut(&mut Vec<Job>) -> bool,
+) -> usize {
+    writer.storing.fetch_add(1, Ordering::SeqCst);
     let checkpointer = writer.checkpointer.as_ref();
     // Log lines of the group carry the first request's id.
     let span = group[0].span.clone();
@@ -319,23 +366,24 @@ fn store_group(writer: &Writer, conn: &mut Option<AnyConnection>, group: Vec<Job
     }
     let started = Instant::now();
     let gate = checkpointer.map(Checkpointer::gate);
+    let gate_wait = started.elapsed();
     let stored = match conn.as_mut() {
-        Some(c) => {
-            let batches: Vec<BatchWrite<'_>> = group
-                .iter()
-                .map(|j| BatchWrite {
-                    events: &j.batch,
-                    audit: j.audit.as_ref(),
-                })
-                .collect();
-            insert_batches(c, &batches)
-        }
+        Some(c) => insert_growing_group(
+            c,
+            &mut group,
+            |j| BatchWrite {
+                events: &j.batch,
+                audit: j.audit.as_ref(),
+            },
+            more,
+        ),
         None => GroupOutcome::failed(
             group.len(),
             &ApiError::Unavailable("The database is unavailable; retry later.".into()),
         ),
     };
     drop(gate);
+    writer.storing.fetch_sub(1, Ordering::SeqCst);
     if stored.commits > 0 {
         writer
             .commits
@@ -349,11 +397,14 @@ fn store_group(writer: &Writer, conn: &mut Option<AnyConnection>, group: Vec<Job
         events = group.iter().map(|j| j.batch.len()).sum::<usize>(),
         commits = stored.commits,
         ms = started.elapsed().as_secs_f64() * 1e3,
+        checkpoint_wait_ms = gate_wait.as_secs_f64() * 1e3,
         "ingest group stored"
     );
+    let batches = group.len();
     for (job, outcome) in group.into_iter().zip(stored.outcomes) {
         let _ = job.reply.send(outcome);
     }
+    batches
 }
 
 /// The writer's connection. On SQLite it never checkpoints itself (its checkpoint thread does:

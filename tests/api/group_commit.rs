@@ -11,7 +11,7 @@ use almanac::db::AnyConnection;
 use almanac::ingest::{decode_batch, BatchFormat};
 use almanac::model::NewEvent;
 use almanac::store::audit::{Actor, AuditEntry, EVENTS_INGEST};
-use almanac::store::ingest::{insert_batches, BatchWrite, IngestOutcome};
+use almanac::store::ingest::{insert_batches, insert_growing_group, BatchWrite, IngestOutcome};
 use almanac::store::writer::{IngestWriter, WriterOptions};
 use diesel::connection::SimpleConnection;
 use diesel::Connection;
@@ -22,6 +22,7 @@ use crate::support::{Backend, TestDb};
 backend_tests!(
     a_lone_client_is_never_kept_waiting,
     a_batch_that_fails_in_the_database_fails_alone,
+    a_growing_group_grows_only_on_sqlite,
 );
 
 /// Long enough that no test's deliberate delay comes near it, even on a loaded machine.
@@ -228,6 +229,92 @@ fn count(conn: &mut AnyConnection, sql: &str) -> i64 {
         .get_result::<Count>(conn)
         .unwrap_or_else(|e| panic!("{sql}: {e}"))
         .n
+}
+
+/// The SQLite writer stores a group's first batch while the others are still arriving
+/// (`insert_growing_group`): batches that `more` adds once the first is stored go into the same
+/// transaction, and when one of them fails, every batch taken so far is stored again alone.
+/// PostgreSQL interns a group's names before its transaction, so there the group never grows.
+async fn a_growing_group_grows_only_on_sqlite(backend: Backend) {
+    let db = TestDb::new(backend);
+    let pool = db.open_migrated();
+    let mut conn = pool.dedicated().expect("a connection");
+    let events = |conn: &mut AnyConnection| count(conn, "SELECT COUNT(*) AS n FROM events");
+
+    // Two more batches arrive, one at each call; the third call finds none.
+    let mut arriving = vec![batch("late2", 4), batch("late1", 3)];
+    let mut calls = 0;
+    let mut items = vec![batch("first", 5)];
+    let group = insert_growing_group(
+        &mut conn,
+        &mut items,
+        |b| BatchWrite {
+            events: b,
+            audit: None,
+        },
+        |items| {
+            calls += 1;
+            arriving.pop().map(|b| items.push(b)).is_some()
+        },
+    );
+    let stored: Vec<usize> = group
+        .outcomes
+        .into_iter()
+        .map(|o| o.expect("stored").stored)
+        .collect();
+    match backend {
+        Backend::Sqlite => {
+            assert_eq!(calls, 3, "asked again after each batch it was given");
+            assert_eq!(stored, [5, 3, 4], "outcomes in the order taken");
+            assert_eq!(group.commits, 1, "one transaction for the grown group");
+            assert_eq!(events(&mut conn), 12);
+        }
+        Backend::Postgres => {
+            assert_eq!(calls, 0, "PostgreSQL never asks for more");
+            assert_eq!(stored, [5]);
+            assert_eq!(group.commits, 1);
+            assert_eq!(events(&mut conn), 5);
+            return;
+        }
+    }
+
+    // A batch added later fails half-way: the group is rolled back, and each batch taken so far
+    // is stored alone, the one added by `more` before it included. The group takes no batch
+    // after the failure (in the writer it stays queued for the next group).
+    conn.batch_execute(
+        "CREATE TRIGGER poison BEFORE INSERT ON events WHEN NEW.message_id LIKE 'poison%' \
+         BEGIN SELECT RAISE(FAIL, 'poisoned event'); END;",
+    )
+    .expect("the trigger is created");
+    let mut poisoned = batch("p", 6);
+    poisoned[3].message_id = "poison-p".into();
+    let mut arriving = vec![batch("after", 2), poisoned, batch("mid", 3)];
+    let mut items = vec![batch("before", 4)];
+    let group = insert_growing_group(
+        &mut conn,
+        &mut items,
+        |b| BatchWrite {
+            events: b,
+            audit: None,
+        },
+        |items| arriving.pop().map(|b| items.push(b)).is_some(),
+    );
+    let [before, mid, poisoned] =
+        <[_; 3]>::try_from(group.outcomes).expect("one outcome per batch taken");
+    assert_eq!(before.expect("the first batch is stored").stored, 4);
+    assert_eq!(mid.expect("the batch added before it is stored").stored, 3);
+    assert!(poisoned.is_err(), "the poisoned batch fails");
+    assert_eq!(group.commits, 2, "the two good batches, each alone");
+    assert_eq!(arriving.len(), 1, "the last batch was not taken");
+    assert_eq!(events(&mut conn), 12 + 7);
+    assert_eq!(
+        count(
+            &mut conn,
+            "SELECT COUNT(*) AS n FROM events WHERE message_id LIKE 'p-%'"
+        ),
+        0,
+        "nothing of the failed batch"
+    );
 }
 
 /// A group is one transaction without savepoints: when one of its batches fails in the database
