@@ -17,11 +17,11 @@
 //!
 //! The WAL starts over only at the first commit after the gated checkpoint, and until then its
 //! size still reads as over the limit. So after a gated checkpoint the thread does not take the
-//! gate again until two more groups have committed: the first is the one that starts the WAL
+//! gate again until two more transactions have committed: the first is the one that starts the WAL
 //! over (unless a reader's snapshot kept it from doing so), the second is the first to show
 //! whether it did. Taking the gate at the next wake-up, as it first did, blocked the writer about
-//! once per restart for nothing: 93 waits of 56 ms on average, 10% of a 1M-event load, where 47
-//! restarts needed a gate (docs/PERFORMANCE.md).
+//! once per restart for nothing: 93 waits of 56 ms on average, 10% of a 1M-event load, where about
+//! 40 restarts needed one (docs/PERFORMANCE.md).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender};
@@ -40,8 +40,6 @@ pub struct Checkpointer {
     /// `None` only while dropping.
     wake: Option<SyncSender<()>>,
     gate: Arc<Mutex<()>>,
-    /// Groups committed by the writer.
-    commits: Arc<AtomicU64>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -56,15 +54,16 @@ impl Drop for Checkpointer {
 }
 
 impl Checkpointer {
-    /// Starts the checkpoint thread for the database of `db` (SQLite).
-    pub fn start(db: Db, restart_pages: u32) -> Checkpointer {
+    /// Starts the checkpoint thread for the database of `db` (SQLite). `commits` is the writer's
+    /// count of committed transactions, which it raises before it calls
+    /// [`Checkpointer::committed`].
+    pub fn start(db: Db, restart_pages: u32, commits: Arc<AtomicU64>) -> Checkpointer {
         // One pending wake-up is enough: a checkpoint copies everything committed before it.
         let (wake, woken) = mpsc::sync_channel(1);
         let gate = Arc::new(Mutex::new(()));
-        let commits = Arc::new(AtomicU64::new(0));
         let shared = Shared {
             gate: Arc::clone(&gate),
-            commits: Arc::clone(&commits),
+            commits,
         };
         let thread = std::thread::Builder::new()
             .name("almanac-checkpoint".into())
@@ -73,7 +72,6 @@ impl Checkpointer {
         Checkpointer {
             wake: Some(wake),
             gate,
-            commits,
             thread: Some(thread),
         }
     }
@@ -89,7 +87,6 @@ impl Checkpointer {
 
     /// Tells the thread that a group was committed.
     pub fn committed(&self) {
-        self.commits.fetch_add(1, Ordering::SeqCst);
         // Full: a wake-up is pending already. Disconnected: the thread has ended (and logged why).
         if let Some(wake) = &self.wake {
             let _ = wake.try_send(());
@@ -100,6 +97,7 @@ impl Checkpointer {
 /// What the checkpoint thread shares with the writer.
 struct Shared {
     gate: Arc<Mutex<()>>,
+    /// The writer's committed transactions.
     commits: Arc<AtomicU64>,
 }
 

@@ -161,8 +161,9 @@ impl IngestWriter {
                 arriving: Arc::clone(&arriving),
                 commits: Arc::clone(&commits),
                 linger: options.linger,
-                checkpointer: (db.backend() == Backend::Sqlite)
-                    .then(|| Checkpointer::start(db.clone(), options.wal_restart_pages)),
+                checkpointer: (db.backend() == Backend::Sqlite).then(|| {
+                    Checkpointer::start(db.clone(), options.wal_restart_pages, Arc::clone(&commits))
+                }),
                 threads,
                 storing: Arc::clone(&storing),
             };

@@ -11,7 +11,9 @@ use almanac::db::AnyConnection;
 use almanac::ingest::{decode_batch, BatchFormat};
 use almanac::model::NewEvent;
 use almanac::store::audit::{Actor, AuditEntry, EVENTS_INGEST};
-use almanac::store::ingest::{insert_batches, insert_growing_group, BatchWrite, IngestOutcome};
+use almanac::store::ingest::{
+    insert_batches, insert_growing_group, BatchWrite, GroupOutcome, IngestOutcome,
+};
 use almanac::store::writer::{IngestWriter, WriterOptions};
 use diesel::connection::SimpleConnection;
 use diesel::Connection;
@@ -231,6 +233,23 @@ fn count(conn: &mut AnyConnection, sql: &str) -> i64 {
         .n
 }
 
+/// `insert_growing_group` over plain batches (no audit records).
+fn store_growing(
+    conn: &mut AnyConnection,
+    items: &mut Vec<Vec<NewEvent>>,
+    more: impl FnMut(&mut Vec<Vec<NewEvent>>) -> bool,
+) -> GroupOutcome {
+    insert_growing_group(
+        conn,
+        items,
+        |events| BatchWrite {
+            events,
+            audit: None,
+        },
+        more,
+    )
+}
+
 /// The SQLite writer stores a group's first batch while the others are still arriving
 /// (`insert_growing_group`): batches that `more` adds once the first is stored go into the same
 /// transaction, and when one of them fails, every batch taken so far is stored again alone.
@@ -245,18 +264,10 @@ async fn a_growing_group_grows_only_on_sqlite(backend: Backend) {
     let mut arriving = vec![batch("late2", 4), batch("late1", 3)];
     let mut calls = 0;
     let mut items = vec![batch("first", 5)];
-    let group = insert_growing_group(
-        &mut conn,
-        &mut items,
-        |b| BatchWrite {
-            events: b,
-            audit: None,
-        },
-        |items| {
-            calls += 1;
-            arriving.pop().map(|b| items.push(b)).is_some()
-        },
-    );
+    let group = store_growing(&mut conn, &mut items, |items| {
+        calls += 1;
+        arriving.pop().map(|b| items.push(b)).is_some()
+    });
     let stored: Vec<usize> = group
         .outcomes
         .into_iter()
@@ -290,15 +301,9 @@ async fn a_growing_group_grows_only_on_sqlite(backend: Backend) {
     poisoned[3].message_id = "poison-p".into();
     let mut arriving = vec![batch("after", 2), poisoned, batch("mid", 3)];
     let mut items = vec![batch("before", 4)];
-    let group = insert_growing_group(
-        &mut conn,
-        &mut items,
-        |b| BatchWrite {
-            events: b,
-            audit: None,
-        },
-        |items| arriving.pop().map(|b| items.push(b)).is_some(),
-    );
+    let group = store_growing(&mut conn, &mut items, |items| {
+        arriving.pop().map(|b| items.push(b)).is_some()
+    });
     let [before, mid, poisoned] =
         <[_; 3]>::try_from(group.outcomes).expect("one outcome per batch taken");
     assert_eq!(before.expect("the first batch is stored").stored, 4);
