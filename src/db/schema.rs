@@ -36,6 +36,9 @@ diesel::table! {
         project_ref -> Nullable<BigInt>,
         user_ref -> Nullable<BigInt>,
         raw -> Text,
+        // PostgreSQL only: `traits -> Nullable<Text>`, each event's traits as a document for
+        // output (`store::trait_doc`). Left out here so that the declaration holds on SQLite;
+        // only the store's own SQL reads or writes it.
     }
 }
 

@@ -24,10 +24,23 @@ use crate::query::{Direction, EventQuery, Op, SortKey};
 /// The event columns. Names (the event type, tenancy values, trait names) are ids, resolved
 /// through the [`NameCache`] once per page rather than joined for every row: joins made
 /// PostgreSQL spend longer planning each query than running it, and on SQLite each was a
-/// B-tree search per row.
-const COLUMNS: &str = "SELECT e.id AS id, e.message_id AS message_id, \
-     e.event_type_id AS event_type_id, e.generated AS generated, e.project_ref AS project_ref, \
-     e.user_ref AS user_ref, e.raw AS raw";
+/// B-tree search per row. PostgreSQL rows also carry their traits ([`page_traits`]).
+fn columns(conn: &AnyConnection) -> &'static str {
+    match conn {
+        AnyConnection::Sqlite(_) => {
+            "SELECT e.id AS id, e.message_id AS message_id, \
+             e.event_type_id AS event_type_id, e.generated AS generated, \
+             e.project_ref AS project_ref, e.user_ref AS user_ref, e.raw AS raw, \
+             NULL AS traits"
+        }
+        AnyConnection::Postgresql(_) => {
+            "SELECT e.id AS id, e.message_id AS message_id, \
+             e.event_type_id AS event_type_id, e.generated AS generated, \
+             e.project_ref AS project_ref, e.user_ref AS user_ref, e.raw AS raw, \
+             e.traits AS traits"
+        }
+    }
+}
 
 /// A trait filter matching fewer events than this drives the query from its index (see
 /// [`choose_driver`]); at least twice the page size.
@@ -95,12 +108,12 @@ fn list_in_snapshot(
             let mut sql = Sql::new("WITH d AS MATERIALIZED (SELECT x.event_id AS event_id FROM ");
             push_index_condition(&mut sql, f);
             sql.push(") ")
-                .push(COLUMNS)
+                .push(columns(conn))
                 .push(" FROM d CROSS JOIN events e")
                 .push(" WHERE e.id = d.event_id");
             sql
         }
-        None => select_events(),
+        None => select_events(conn),
     };
     push_scope(&mut sql, &scope);
 
@@ -161,7 +174,7 @@ pub fn get(
         let Some(scope) = resolve_scope(conn, &caches.names, scope)? else {
             return Ok(EventPage::default());
         };
-        let mut sql = select_events();
+        let mut sql = select_events(conn);
         sql.push(" AND e.message_id = ").bind_text(message_id);
         push_scope(&mut sql, &scope);
         let rows = sql.load::<EventRow>(conn)?;
@@ -170,8 +183,8 @@ pub fn get(
 }
 
 /// `SELECT … FROM events e … WHERE 1 = 1`, ready for more conditions.
-fn select_events() -> Sql {
-    let mut sql = Sql::new(COLUMNS);
+fn select_events(conn: &AnyConnection) -> Sql {
+    let mut sql = Sql::new(columns(conn));
     sql.push(" FROM events e WHERE 1 = 1");
     sql
 }
@@ -490,8 +503,7 @@ fn assemble(
     if rows.is_empty() {
         return Ok(EventPage::default());
     }
-    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-    let traits = page_traits::load(conn, &ids)?;
+    let traits = page_traits::load(conn, &rows)?;
 
     let type_names = names.names(
         conn,

@@ -10,6 +10,7 @@ use utoipa::ToSchema;
 use super::audit::{self, AuditEntry};
 use super::names::{self, NameTable};
 use super::rows::{Count, IdMessage};
+use super::trait_doc;
 use super::write_transaction;
 use crate::db::pg_array;
 use crate::db::sql::{Bind, Sql};
@@ -303,11 +304,15 @@ fn store_events(
     };
 
     let mut ids = HashMap::with_capacity(events.len());
+    // PostgreSQL rows also carry their traits as a document (`trait_doc`), read back for pages.
+    let with_docs = matches!(conn, AnyConnection::Postgresql(_));
+    let columns = if with_docs {
+        "message_id, event_type_id, generated, project_ref, user_ref, raw, traits"
+    } else {
+        "message_id, event_type_id, generated, project_ref, user_ref, raw"
+    };
     for chunk in events.chunks(EVENT_CHUNK) {
-        let mut sql = Sql::new(&format!(
-            "{} events (message_id, event_type_id, generated, project_ref, user_ref, raw) VALUES ",
-            insert_into(conn)
-        ));
+        let mut sql = Sql::new(&format!("{} events ({columns}) VALUES ", insert_into(conn)));
         let rows = chunk
             .iter()
             .map(|e| {
@@ -321,7 +326,19 @@ fn store_events(
                 ])
             })
             .collect::<Result<Vec<_>, ApiError>>()?;
-        sql.push_rows(rows);
+        if with_docs {
+            let docs = chunk
+                .iter()
+                .map(|e| trait_document(e, &name_ids))
+                .collect::<Result<Vec<_>, ApiError>>()?;
+            sql.push_rows(
+                rows.into_iter()
+                    .zip(docs)
+                    .map(|([a, b, c, d, e, f], doc)| [a, b, c, d, e, f, Bind::Text(doc)]),
+            );
+        } else {
+            sql.push_rows(rows);
+        }
         sql.push(" ON CONFLICT (message_id) DO NOTHING RETURNING id, message_id");
         if chunk.len() < EVENT_CHUNK {
             sql.uncached();
@@ -334,6 +351,17 @@ fn store_events(
     insert_traits(conn, events, &ids, &name_ids)?;
     record_event_type_traits(conn, events, &ids, &type_ids, &name_ids)?;
     Ok(ids)
+}
+
+/// The event's traits as stored in the trait tables (all but the tenancy traits), as a document.
+fn trait_document(event: &NewEvent, name_ids: &HashMap<String, i64>) -> Result<String, ApiError> {
+    let traits = event
+        .traits
+        .iter()
+        .filter(|t| !is_tenancy_trait(&t.name, t.value.trait_type()))
+        .map(|t| Ok((id_of(name_ids, &t.name)?, &t.value)))
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    Ok(trait_doc::encode(traits))
 }
 
 fn id_of(ids: &HashMap<String, i64>, name: &str) -> Result<i64, ApiError> {

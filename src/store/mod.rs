@@ -12,6 +12,7 @@ mod page_traits;
 pub mod plan_cache;
 mod rows;
 pub mod tokens;
+mod trait_doc;
 pub mod writer;
 
 use diesel::connection::Connection;

@@ -1,20 +1,26 @@
-//! Reading the traits of a page of events: the one place where the read path's SQL differs by
+//! Reading the traits of a page of events: the one place where the read path differs by
 //! backend, because this is where a list request spends most of its database time.
+//!
+//! - PostgreSQL rows carry their traits as a document ([`trait_doc`]), so a page needs no
+//!   trait-table read at all; only rows stored before the `event_trait_documents` migration
+//!   (no document) are read from the trait tables, as below.
+//! - SQLite walks a JSON array of the ids and probes each trait table's primary key per id: four
+//!   cheap statements in process.
+//! - PostgreSQL rows without a document: the ids as one array, the four tables in one
+//!   `UNION ALL` statement (each statement is a round trip and an executor start in a server
+//!   process that competes for the same cores).
 //!
 //! The page's event ids are bound as one value, not one placeholder each: diesel's work per
 //! bound value was about a tenth of a page's CPU, and SQLite turned a long `IN (…)` list into a
 //! temporary B-tree on every execution.
-//! - SQLite walks a JSON array of the ids and probes each trait table's primary key per id: four
-//!   cheap statements in process.
-//! - PostgreSQL takes the ids as an array and reads the four tables in one `UNION ALL`
-//!   statement: each statement is a round trip and an executor start in a server process that
-//!   competes for the same cores.
 
 use diesel::query_dsl::LoadQuery;
 use diesel::sql_types::{BigInt, Double, Integer, Nullable, Text};
 use diesel::RunQueryDsl;
 
 use super::ingest::trait_table;
+use super::rows::EventRow;
+use super::trait_doc;
 use crate::db::pg_array;
 use crate::db::sql::{Bind, Sql, TypedSql};
 use crate::db::AnyConnection;
@@ -24,12 +30,21 @@ use crate::model::{TraitType, TraitValue};
 /// (event id, name id, value) of every trait of these events, in no particular order.
 pub fn load(
     conn: &mut AnyConnection,
-    ids: &[i64],
+    rows: &[EventRow],
 ) -> Result<Vec<(i64, i64, TraitValue)>, ApiError> {
-    let mut traits = Vec::with_capacity(ids.len() * 12);
-    match conn {
-        AnyConnection::Sqlite(_) => load_sqlite(conn, ids, &mut traits)?,
-        AnyConnection::Postgresql(_) => load_postgres(conn, ids, &mut traits)?,
+    let mut traits = Vec::with_capacity(rows.len() * 12);
+    let mut unread = Vec::new();
+    for row in rows {
+        match &row.traits {
+            Some(doc) => trait_doc::decode(row.id, doc, &mut traits)?,
+            None => unread.push(row.id),
+        }
+    }
+    if !unread.is_empty() {
+        match conn {
+            AnyConnection::Sqlite(_) => load_sqlite(conn, &unread, &mut traits)?,
+            AnyConnection::Postgresql(_) => load_postgres(conn, &unread, &mut traits)?,
+        }
     }
     Ok(traits)
 }

@@ -19,6 +19,10 @@ pub struct EventRow {
     pub user_ref: Option<i64>,
     #[diesel(sql_type = Text)]
     pub raw: String,
+    /// The event's traits as a document (`store::trait_doc`): PostgreSQL rows stored since the
+    /// `event_trait_documents` migration; NULL on SQLite and for older rows.
+    #[diesel(sql_type = Nullable<Text>)]
+    pub traits: Option<String>,
 }
 
 /// The sort-key values of a marker event.

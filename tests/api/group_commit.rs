@@ -19,7 +19,7 @@ use diesel::connection::SimpleConnection;
 use diesel::Connection;
 
 use crate::backend_tests;
-use crate::support::{Backend, TestDb};
+use crate::support::{count, Backend, TestDb};
 
 backend_tests!(
     a_lone_client_is_never_kept_waiting,
@@ -215,21 +215,6 @@ fn count_events(conn: &mut diesel::SqliteConnection) -> i64 {
     diesel::sql_query("SELECT COUNT(*) AS n FROM events")
         .get_result::<Count>(conn)
         .expect("count the events")
-        .n
-}
-
-/// Rows of a one-number query (`SELECT COUNT(*) AS n …`), on either backend.
-fn count(conn: &mut AnyConnection, sql: &str) -> i64 {
-    use diesel::sql_types::BigInt;
-    use diesel::RunQueryDsl;
-    #[derive(diesel::QueryableByName)]
-    struct Count {
-        #[diesel(sql_type = BigInt)]
-        n: i64,
-    }
-    diesel::sql_query(sql)
-        .get_result::<Count>(conn)
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
         .n
 }
 

@@ -29,3 +29,4 @@ mod shutdown;
 mod slowloris;
 mod tenancy;
 mod tokens;
+mod trait_documents;

@@ -441,3 +441,18 @@ pub fn s(name: &str, value: &str) -> Value {
 pub fn t(name: &str, trait_type: &str, value: &str) -> Value {
     serde_json::json!({"name": name, "type": trait_type, "value": value})
 }
+
+/// Rows of a one-number query (`SELECT COUNT(*) AS n …`), on either backend.
+pub fn count(conn: &mut almanac::db::AnyConnection, sql: &str) -> i64 {
+    use diesel::sql_types::BigInt;
+    use diesel::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+    diesel::sql_query(sql)
+        .get_result::<Count>(conn)
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .n
+}

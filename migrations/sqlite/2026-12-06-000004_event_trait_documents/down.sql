@@ -1,0 +1,2 @@
+-- Nothing was added on SQLite (see up.sql).
+SELECT 1;

@@ -1,0 +1,168 @@
+//! The copy of an event's traits that PostgreSQL keeps in the event's row (`events.traits`), so
+//! that a page of events is read without reading the trait tables (see the
+//! `event_trait_documents` migration). Filters never look at it: they read the typed trait
+//! tables through their indexes.
+//!
+//! A document is JSON with one array per trait type, each entry `[name id, value]`:
+//! `{"s":[[4,"compute-1"]],"i":[[7,512]],"f":[[9,0.95]],"d":[[12,1764633600101668]]}`. The
+//! tenancy traits are not in it (they are the row's `project_ref` and `user_ref`), exactly as
+//! they are not in the trait tables. Floats are written shortest-round-trip and read back with
+//! serde_json's `float_roundtrip`, so every stored value comes back bit for bit.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::ApiError;
+use crate::model::TraitValue;
+
+/// The document as written: borrows the batch's values.
+#[derive(Serialize, Default)]
+struct DocOut<'a> {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    s: Vec<(i64, &'a str)>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    i: Vec<(i64, i64)>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    f: Vec<(i64, f64)>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    d: Vec<(i64, i64)>,
+}
+
+/// The document as read. Same fields as [`DocOut`]; the round-trip tests hold them together.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DocIn {
+    #[serde(default)]
+    s: Vec<(i64, String)>,
+    #[serde(default)]
+    i: Vec<(i64, i64)>,
+    #[serde(default)]
+    f: Vec<(i64, f64)>,
+    #[serde(default)]
+    d: Vec<(i64, i64)>,
+}
+
+/// The document for one event's stored traits, given as (name id, value).
+pub fn encode<'a>(traits: impl IntoIterator<Item = (i64, &'a TraitValue)>) -> String {
+    let mut doc = DocOut::default();
+    for (name_id, value) in traits {
+        match value {
+            TraitValue::String(s) => doc.s.push((name_id, s)),
+            TraitValue::Integer(n) => doc.i.push((name_id, *n)),
+            TraitValue::Float(x) => doc.f.push((name_id, *x)),
+            TraitValue::Datetime(t) => doc.d.push((name_id, *t)),
+        }
+    }
+    // Serializing these plain types into a String cannot fail (floats are finite: ingest
+    // refuses the others, and serde_json would write a non-finite one as null, which `decode`
+    // then refuses).
+    serde_json::to_string(&doc).unwrap_or_default()
+}
+
+/// Appends the traits in `doc` as (event id, name id, value), as the trait tables would give
+/// them. A document that does not parse is an internal error: the store wrote it.
+pub fn decode(
+    event_id: i64,
+    doc: &str,
+    out: &mut Vec<(i64, i64, TraitValue)>,
+) -> Result<(), ApiError> {
+    let doc: DocIn = serde_json::from_str(doc).map_err(|e| {
+        ApiError::internal(anyhow::anyhow!(
+            "the trait document of event {event_id} does not parse: {e}"
+        ))
+    })?;
+    let traits = doc
+        .s
+        .into_iter()
+        .map(|(n, v)| (n, TraitValue::String(v)))
+        .chain(doc.i.into_iter().map(|(n, v)| (n, TraitValue::Integer(v))))
+        .chain(doc.f.into_iter().map(|(n, v)| (n, TraitValue::Float(v))))
+        .chain(doc.d.into_iter().map(|(n, v)| (n, TraitValue::Datetime(v))));
+    out.extend(traits.map(|(name_id, value)| (event_id, name_id, value)));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn round_trip(traits: &[(i64, TraitValue)]) -> Vec<(i64, i64, TraitValue)> {
+        let doc = encode(traits.iter().map(|(n, v)| (*n, v)));
+        let mut out = Vec::new();
+        decode(42, &doc, &mut out).expect("decodes");
+        out
+    }
+
+    #[test]
+    fn the_documented_shape() {
+        let traits = [
+            (9, TraitValue::Float(0.95)),
+            (4, TraitValue::String("compute-1".into())),
+            (12, TraitValue::Datetime(1_764_633_600_101_668)),
+            (7, TraitValue::Integer(512)),
+        ];
+        assert_eq!(
+            encode(traits.iter().map(|(n, v)| (*n, v))),
+            r#"{"s":[[4,"compute-1"]],"i":[[7,512]],"f":[[9,0.95]],"d":[[12,1764633600101668]]}"#
+        );
+        assert_eq!(encode([]), "{}");
+    }
+
+    #[test]
+    fn integers_and_datetimes_stay_apart() {
+        let traits = [(1, TraitValue::Integer(5)), (2, TraitValue::Datetime(5))];
+        assert_eq!(
+            round_trip(&traits),
+            vec![
+                (42, 1, TraitValue::Integer(5)),
+                (42, 2, TraitValue::Datetime(5))
+            ]
+        );
+    }
+
+    #[test]
+    fn a_broken_document_is_an_error_not_an_empty_event() {
+        let mut out = Vec::new();
+        for doc in [
+            "",
+            "null",
+            r#"{"s":[[1]]}"#,
+            r#"{"f":[[1,null]]}"#,
+            r#"{"x":[]}"#,
+        ] {
+            assert!(decode(1, doc, &mut out).is_err(), "{doc}");
+        }
+        assert!(out.is_empty());
+    }
+
+    fn any_value() -> impl Strategy<Value = TraitValue> {
+        prop_oneof![
+            any::<String>().prop_map(TraitValue::String),
+            any::<i64>().prop_map(TraitValue::Integer),
+            any::<f64>()
+                .prop_filter("stored floats are finite", |f| f.is_finite())
+                .prop_map(TraitValue::Float),
+            any::<i64>().prop_map(TraitValue::Datetime),
+        ]
+    }
+
+    proptest! {
+        /// Every value comes back exactly (floats bit for bit), with its name and type; the
+        /// order is by type, then as given.
+        #[test]
+        fn every_value_round_trips(traits in prop::collection::vec((any::<i64>(), any_value()), 0..20)) {
+            let mut expected: Vec<(i64, i64, TraitValue)> =
+                traits.iter().map(|(n, v)| (42, *n, v.clone())).collect();
+            expected.sort_by_key(|(_, _, v)| v.trait_type().code());
+            let got = round_trip(&traits);
+            prop_assert_eq!(got.len(), expected.len());
+            for (g, e) in got.iter().zip(&expected) {
+                prop_assert_eq!((g.0, g.1), (e.0, e.1));
+                match (&g.2, &e.2) {
+                    (TraitValue::Float(a), TraitValue::Float(b)) => prop_assert_eq!(a.to_bits(), b.to_bits()),
+                    (a, b) => prop_assert_eq!(a, b),
+                }
+            }
+        }
+    }
+}
