@@ -25,20 +25,15 @@ use crate::query::{Direction, EventQuery, Op, SortKey};
 /// through the [`NameCache`] once per page rather than joined for every row: joins made
 /// PostgreSQL spend longer planning each query than running it, and on SQLite each was a
 /// B-tree search per row. PostgreSQL rows also carry their traits ([`page_traits`]).
-fn columns(conn: &AnyConnection) -> &'static str {
+const COLUMNS: &str = "SELECT e.id AS id, e.message_id AS message_id, \
+     e.event_type_id AS event_type_id, e.generated AS generated, e.project_ref AS project_ref, \
+     e.user_ref AS user_ref, e.raw AS raw, ";
+
+/// The column that completes [`COLUMNS`]: the trait document, which only PostgreSQL rows have.
+fn traits_column(conn: &AnyConnection) -> &'static str {
     match conn {
-        AnyConnection::Sqlite(_) => {
-            "SELECT e.id AS id, e.message_id AS message_id, \
-             e.event_type_id AS event_type_id, e.generated AS generated, \
-             e.project_ref AS project_ref, e.user_ref AS user_ref, e.raw AS raw, \
-             NULL AS traits"
-        }
-        AnyConnection::Postgresql(_) => {
-            "SELECT e.id AS id, e.message_id AS message_id, \
-             e.event_type_id AS event_type_id, e.generated AS generated, \
-             e.project_ref AS project_ref, e.user_ref AS user_ref, e.raw AS raw, \
-             e.traits AS traits"
-        }
+        AnyConnection::Sqlite(_) => "NULL AS traits",
+        AnyConnection::Postgresql(_) => "e.traits AS traits",
     }
 }
 
@@ -108,7 +103,8 @@ fn list_in_snapshot(
             let mut sql = Sql::new("WITH d AS MATERIALIZED (SELECT x.event_id AS event_id FROM ");
             push_index_condition(&mut sql, f);
             sql.push(") ")
-                .push(columns(conn))
+                .push(COLUMNS)
+                .push(traits_column(conn))
                 .push(" FROM d CROSS JOIN events e")
                 .push(" WHERE e.id = d.event_id");
             sql
@@ -184,8 +180,9 @@ pub fn get(
 
 /// `SELECT … FROM events e … WHERE 1 = 1`, ready for more conditions.
 fn select_events(conn: &AnyConnection) -> Sql {
-    let mut sql = Sql::new(columns(conn));
-    sql.push(" FROM events e WHERE 1 = 1");
+    let mut sql = Sql::new(COLUMNS);
+    sql.push(traits_column(conn))
+        .push(" FROM events e WHERE 1 = 1");
     sql
 }
 
