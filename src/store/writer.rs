@@ -418,7 +418,9 @@ fn store_group(
 /// created itself in the same transaction: event type, trait name and tenant ids interned there,
 /// event ids returned by the insert of the events. SQLite has one writer at a time, so nothing
 /// can delete a referenced row in between. Every other connection checks them, and the tests run
-/// `PRAGMA foreign_key_check` after ingest.
+/// `PRAGMA foreign_key_check` after ingest. PostgreSQL cannot leave them unchecked for one
+/// connection, so its event and trait tables have none for the writer to check (migration
+/// `…_ingest_without_row_checks`; `tests/api/references.rs` checks what the writers store).
 fn open(db: &Db) -> Option<AnyConnection> {
     let mut conn = db.dedicated().ok()?;
     if conn.backend() == Backend::Sqlite {

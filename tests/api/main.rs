@@ -22,6 +22,7 @@ mod outage;
 mod paging;
 mod policy;
 mod read_only;
+mod references;
 mod root;
 mod scoping;
 mod shared_store;
