@@ -36,9 +36,9 @@ diesel::table! {
         project_ref -> Nullable<BigInt>,
         user_ref -> Nullable<BigInt>,
         raw -> Text,
-        // PostgreSQL only: `traits -> Nullable<Text>`, each event's traits as a document for
-        // output (`store::trait_doc`). Left out here so that the declaration holds on SQLite;
-        // only the store's own SQL reads or writes it.
+        // PostgreSQL only: `traits -> Nullable<Jsonb>`, each event's traits as a document for
+        // pages and filters (`store::trait_doc`). Left out here so that the declaration holds
+        // on SQLite; only the store's own SQL reads or writes it.
     }
 }
 

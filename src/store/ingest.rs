@@ -304,7 +304,7 @@ fn store_events(
     };
 
     let mut ids = HashMap::with_capacity(events.len());
-    // PostgreSQL rows also carry their traits as a document (`trait_doc`), read back for pages.
+    // PostgreSQL rows also carry their traits as a document, for pages and filters (`trait_doc`).
     let with_docs = matches!(conn, AnyConnection::Postgresql(_));
     let columns = if with_docs {
         "message_id, event_type_id, generated, project_ref, user_ref, raw, traits"
@@ -327,15 +327,18 @@ fn store_events(
             })
             .collect::<Result<Vec<_>, ApiError>>()?;
         if with_docs {
-            let docs = chunk
-                .iter()
-                .map(|e| trait_document(e, &name_ids))
-                .collect::<Result<Vec<_>, ApiError>>()?;
-            sql.push_rows(
-                rows.into_iter()
-                    .zip(docs)
-                    .map(|([a, b, c, d, e, f], doc)| [a, b, c, d, e, f, Bind::Text(doc)]),
-            );
+            // The document is sent as text and made `jsonb` by PostgreSQL.
+            for (i, (row, event)) in rows.into_iter().zip(chunk).enumerate() {
+                sql.push(if i == 0 { "(" } else { ", (" });
+                for value in row {
+                    sql.bind(value).push(", ");
+                }
+                sql.push("CAST(")
+                    .bind(Bind::Text(trait_doc::encode(stored_traits(
+                        event, &name_ids,
+                    )?)))
+                    .push(" AS JSONB))");
+            }
         } else {
             sql.push_rows(rows);
         }
@@ -353,15 +356,17 @@ fn store_events(
     Ok(ids)
 }
 
-/// The event's traits as stored in the trait tables (all but the tenancy traits), as a document.
-fn trait_document(event: &NewEvent, name_ids: &HashMap<String, i64>) -> Result<String, ApiError> {
-    let traits = event
+/// The event's traits as stored in the trait tables (all but the tenancy traits), by name id.
+fn stored_traits<'a>(
+    event: &'a NewEvent,
+    name_ids: &HashMap<String, i64>,
+) -> Result<Vec<(i64, &'a TraitValue)>, ApiError> {
+    event
         .traits
         .iter()
         .filter(|t| !is_tenancy_trait(&t.name, t.value.trait_type()))
         .map(|t| Ok((id_of(name_ids, &t.name)?, &t.value)))
-        .collect::<Result<Vec<_>, ApiError>>()?;
-    Ok(trait_doc::encode(traits))
+        .collect()
 }
 
 fn id_of(ids: &HashMap<String, i64>, name: &str) -> Result<i64, ApiError> {

@@ -1,0 +1,2 @@
+ALTER TABLE events DROP COLUMN traits;
+ALTER TABLE events ADD COLUMN traits TEXT;
