@@ -1,6 +1,7 @@
 //! A small SQL builder for the queries whose shape depends on the request (trait filters, sort,
 //! markers, scoping). It writes the same SQL for both backends: binds are emitted through diesel,
-//! which renders each backend's placeholder (`?` or `$n`), so no SQL text here is backend-specific.
+//! which renders each backend's placeholder (`?` or `$n`), so no SQL text here is backend-specific
+//! (except [`Bind::Jsonb`], which only PostgreSQL has).
 
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::sql_types::{BigInt, Double, Nullable, Text, Untyped};
@@ -15,6 +16,8 @@ pub enum Bind {
     BigInt(i64),
     NullableBigInt(Option<i64>),
     Double(f64),
+    /// JSON text for a `jsonb` column (PostgreSQL only): bound as text, `CAST(? AS JSONB)`.
+    Jsonb(String),
 }
 
 #[derive(Clone, Debug)]
@@ -118,6 +121,7 @@ impl Sql {
             .iter()
             .map(|p| match p {
                 Part::Sql(s) => s.as_str(),
+                Part::Bind(Bind::Jsonb(_)) => "CAST(? AS JSONB)",
                 Part::Bind(_) => "?",
             })
             .collect()
@@ -138,6 +142,11 @@ impl QueryFragment<MultiBackend> for Sql {
                     out.push_bind_param::<Nullable<BigInt>, _>(v)?
                 }
                 Part::Bind(Bind::Double(v)) => out.push_bind_param::<Double, _>(v)?,
+                Part::Bind(Bind::Jsonb(v)) => {
+                    out.push_sql("CAST(");
+                    out.push_bind_param::<Text, _>(v)?;
+                    out.push_sql(" AS JSONB)");
+                }
             }
         }
         Ok(())
@@ -204,5 +213,15 @@ mod tests {
         let mut one = Sql::new("");
         one.push_rows([[Bind::Double(0.5)]]);
         assert_eq!(one.text(), "(?)");
+    }
+
+    #[test]
+    fn a_jsonb_value_is_bound_as_text_and_cast() {
+        let mut sql = Sql::new("INSERT INTO t (a, doc) VALUES ");
+        sql.push_rows([[Bind::BigInt(1), Bind::Jsonb("{}".into())]]);
+        assert_eq!(
+            sql.text(),
+            "INSERT INTO t (a, doc) VALUES (?, CAST(? AS JSONB))"
+        );
     }
 }

@@ -311,7 +311,12 @@ fn store_events(
     } else {
         "message_id, event_type_id, generated, project_ref, user_ref, raw"
     };
-    for chunk in events.chunks(EVENT_CHUNK) {
+    // Each event's stored traits by name id, for its document and its trait rows.
+    let stored = events
+        .iter()
+        .map(|e| stored_traits(e, &name_ids))
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    for (chunk, chunk_traits) in events.chunks(EVENT_CHUNK).zip(stored.chunks(EVENT_CHUNK)) {
         let mut sql = Sql::new(&format!("{} events ({columns}) VALUES ", insert_into(conn)));
         let rows = chunk
             .iter()
@@ -327,18 +332,19 @@ fn store_events(
             })
             .collect::<Result<Vec<_>, ApiError>>()?;
         if with_docs {
-            // The document is sent as text and made `jsonb` by PostgreSQL.
-            for (i, (row, event)) in rows.into_iter().zip(chunk).enumerate() {
-                sql.push(if i == 0 { "(" } else { ", (" });
-                for value in row {
-                    sql.bind(value).push(", ");
-                }
-                sql.push("CAST(")
-                    .bind(Bind::Text(trait_doc::encode(stored_traits(
-                        event, &name_ids,
-                    )?)))
-                    .push(" AS JSONB))");
-            }
+            sql.push_rows(rows.into_iter().zip(chunk_traits).map(
+                |([a, b, c, d, e, f], traits)| {
+                    [
+                        a,
+                        b,
+                        c,
+                        d,
+                        e,
+                        f,
+                        Bind::Jsonb(trait_doc::encode(traits.iter().copied())),
+                    ]
+                },
+            ));
         } else {
             sql.push_rows(rows);
         }
@@ -351,7 +357,7 @@ fn store_events(
         }
     }
 
-    insert_traits(conn, events, &ids, &name_ids)?;
+    insert_traits(conn, events, &stored, &ids)?;
     record_event_type_traits(conn, events, &ids, &type_ids, &name_ids)?;
     Ok(ids)
 }
@@ -375,23 +381,23 @@ fn id_of(ids: &HashMap<String, i64>, name: &str) -> Result<i64, ApiError> {
         .ok_or_else(|| ApiError::internal(anyhow::anyhow!("interned name {name:?} has no id")))
 }
 
+/// The trait rows of the stored events: `stored` holds each event's [`stored_traits`].
 fn insert_traits(
     conn: &mut AnyConnection,
     events: &[&NewEvent],
+    stored: &[Vec<(i64, &TraitValue)>],
     ids: &HashMap<String, i64>,
-    name_ids: &HashMap<String, i64>,
 ) -> Result<(), ApiError> {
     for trait_type in TraitType::ALL {
         let mut rows: Vec<(i64, i64, &TraitValue)> = Vec::new();
-        for event in events {
+        for (event, traits) in events.iter().zip(stored) {
             let Some(&event_id) = ids.get(&event.message_id) else {
                 continue; // a duplicate: not stored
             };
-            for t in &event.traits {
-                if t.value.trait_type() != trait_type || is_tenancy_trait(&t.name, trait_type) {
-                    continue;
+            for &(name_id, value) in traits {
+                if value.trait_type() == trait_type {
+                    rows.push((event_id, name_id, value));
                 }
-                rows.push((event_id, id_of(name_ids, &t.name)?, &t.value));
             }
         }
         if rows.is_empty() {

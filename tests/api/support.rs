@@ -356,6 +356,24 @@ pub async fn token_app_with(
     }
 }
 
+impl<S, B> TokenApp<S>
+where
+    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody,
+{
+    /// POSTs a JSON array of events with the admin token and asserts the 201.
+    pub async fn ingest_as_admin(&self, events: &Value) {
+        let res = self
+            .app
+            .send(bearer(
+                TestRequest::post().uri("/v2/events").set_json(events),
+                &self.admin,
+            ))
+            .await;
+        assert_eq!(res.status, 201, "{}", String::from_utf8_lossy(&res.body));
+    }
+}
+
 /// Creates a token in the store (no audit record) and returns its text.
 pub fn make_token(
     db: &Db,

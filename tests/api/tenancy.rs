@@ -62,14 +62,7 @@ fn encodings(filters: &[(&str, &str, &str)]) -> Vec<(String, Option<Value>)> {
 
 async fn no_route_leaks_another_tenants_events(backend: Backend) {
     let app = token_app(backend).await;
-    let res = app
-        .app
-        .send(bearer(
-            TestRequest::post().uri("/v2/events").set_json(seed()),
-            &app.admin,
-        ))
-        .await;
-    assert_eq!(res.status.as_u16(), 201);
+    app.ingest_as_admin(&seed()).await;
     let member = make_token(&app.db, "u1", "p1", &["member"], Access::Full, None);
     let reader = make_token(&app.db, "u1", "p1", &["member"], Access::Read, None);
 

@@ -38,14 +38,7 @@ async fn postgres_rows_without_a_trait_document_give_the_same_pages() {
             )
         })
         .collect();
-    let res = app
-        .app
-        .send(bearer(
-            TestRequest::post().uri("/v2/events").set_json(&events),
-            &app.admin,
-        ))
-        .await;
-    assert_eq!(res.status, 201, "{}", String::from_utf8_lossy(&res.body));
+    app.ingest_as_admin(&json!(events)).await;
 
     let page = |uri: &'static str| {
         let req = bearer(TestRequest::get().uri(uri), &app.admin);
@@ -160,14 +153,7 @@ async fn postgres_filters_match_the_same_events_with_and_without_documents() {
             )
         })
         .collect();
-    let res = app
-        .app
-        .send(bearer(
-            TestRequest::post().uri("/v2/events").set_json(&events),
-            &app.admin,
-        ))
-        .await;
-    assert_eq!(res.status, 201, "{}", String::from_utf8_lossy(&res.body));
+    app.ingest_as_admin(&json!(events)).await;
 
     let mut queries = Vec::new();
     let mut add = |name: &str, ty: &str, value: &str| {
