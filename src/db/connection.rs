@@ -163,6 +163,8 @@ impl ManageConnection for Manager {
                     .map_err(diesel::r2d2::Error::ConnectionError)?;
                 conn.batch_execute(&self.sqlite_setup)
                     .map_err(diesel::r2d2::Error::QueryError)?;
+                crate::store::register_sqlite_functions(&mut conn)
+                    .map_err(diesel::r2d2::Error::QueryError)?;
                 Ok(AnyConnection::Sqlite(conn))
             }
             DatabaseUrl::Postgres(url) => {

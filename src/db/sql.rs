@@ -4,7 +4,7 @@
 //! (except [`Bind::Jsonb`], which only PostgreSQL has).
 
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
-use diesel::sql_types::{BigInt, Double, Nullable, Text, Untyped};
+use diesel::sql_types::{BigInt, Binary, Double, Nullable, Text, Untyped};
 use diesel::{QueryResult, RunQueryDsl};
 
 use super::{AnyConnection, MultiBackend};
@@ -18,6 +18,8 @@ pub enum Bind {
     Double(f64),
     /// JSON text for a `jsonb` column (PostgreSQL only): bound as text, `CAST(? AS JSONB)`.
     Jsonb(String),
+    /// Bytes for a BLOB column (SQLite only: `store::trait_numbers`).
+    Blob(Vec<u8>),
 }
 
 #[derive(Clone, Debug)]
@@ -142,6 +144,7 @@ impl QueryFragment<MultiBackend> for Sql {
                     out.push_bind_param::<Nullable<BigInt>, _>(v)?
                 }
                 Part::Bind(Bind::Double(v)) => out.push_bind_param::<Double, _>(v)?,
+                Part::Bind(Bind::Blob(v)) => out.push_bind_param::<Binary, _>(v)?,
                 Part::Bind(Bind::Jsonb(v)) => {
                     out.push_sql("CAST(");
                     out.push_bind_param::<Text, _>(v)?;

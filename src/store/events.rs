@@ -14,6 +14,7 @@ use super::page_traits;
 use super::plan_cache::PlanCache;
 use super::rows::{Count, EventRow, MarkerRow};
 use super::trait_doc;
+use super::trait_numbers;
 use super::{read_snapshot, ReadCaches};
 use crate::auth::EventScope;
 use crate::db::sql::{Bind, Sql};
@@ -30,12 +31,13 @@ const COLUMNS: &str = "SELECT e.id AS id, e.message_id AS message_id, \
      e.event_type_id AS event_type_id, e.generated AS generated, e.project_ref AS project_ref, \
      e.user_ref AS user_ref, e.raw AS raw, ";
 
-/// The column that completes [`COLUMNS`]: the trait document, which only PostgreSQL rows have.
+/// The columns that complete [`COLUMNS`]: the row's copy of its traits, a document of them all
+/// on PostgreSQL, the numeric ones on SQLite ([`page_traits`]).
 fn traits_column(conn: &AnyConnection) -> &'static str {
     match conn {
-        AnyConnection::Sqlite(_) => "NULL AS traits",
+        AnyConnection::Sqlite(_) => "NULL AS traits, e.numbers AS numbers",
         // As text: diesel would read `jsonb` in binary, a version byte before the text.
-        AnyConnection::Postgresql(_) => "e.traits::text AS traits",
+        AnyConnection::Postgresql(_) => "e.traits::text AS traits, NULL::bytea AS numbers",
     }
 }
 
@@ -407,11 +409,24 @@ fn push_filter(sql: &mut Sql, conn: &AnyConnection, f: &ResolvedFilter) {
             name_id,
             trait_type,
         } => match conn {
-            AnyConnection::Sqlite(_) => {
-                sql.push(" AND ");
-                push_probe(sql, table, name_id);
-                sql.push(&format!(" {op} ")).bind(f.value.clone());
-            }
+            // Strings on SQLite are probed; numbers are read from the row's BLOB by a SQL
+            // function, which returns the value with the trait table's SQL type (or NULL), and
+            // rows stored before the BLOB existed (NULL) are probed (`trait_numbers`).
+            AnyConnection::Sqlite(_) => match trait_numbers::sql_function(trait_type) {
+                None => {
+                    sql.push(" AND ");
+                    push_probe(sql, table, name_id);
+                    sql.push(&format!(" {op} ")).bind(f.value.clone());
+                }
+                Some(function) => {
+                    sql.push(" AND (CASE WHEN e.numbers IS NULL THEN ");
+                    push_probe(sql, table, name_id);
+                    sql.push(&format!(" ELSE {function}(e.numbers, "))
+                        .bind_i64(name_id)
+                        .push(&format!(") END) {op} "))
+                        .bind(f.value.clone());
+                }
+            },
             // PostgreSQL looks the value up in the row's document, which the scan has read
             // anyway, and probes only rows stored before documents existed (NULL): the probes
             // were nearly all of a many-match filter's work (`store::trait_doc`). The same

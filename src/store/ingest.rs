@@ -11,6 +11,7 @@ use super::audit::{self, AuditEntry};
 use super::names::{self, NameTable};
 use super::rows::{Count, IdMessage};
 use super::trait_doc;
+use super::trait_numbers;
 use super::write_transaction;
 use crate::db::pg_array;
 use crate::db::sql::{Bind, Sql};
@@ -304,14 +305,22 @@ fn store_events(
     };
 
     let mut ids = HashMap::with_capacity(events.len());
-    // PostgreSQL rows also carry their traits as a document, for pages and filters (`trait_doc`).
-    let with_docs = matches!(conn, AnyConnection::Postgresql(_));
-    let columns = if with_docs {
-        "message_id, event_type_id, generated, project_ref, user_ref, raw, traits"
-    } else {
-        "message_id, event_type_id, generated, project_ref, user_ref, raw"
+    // Rows also carry a copy of their traits, for pages and filters: every trait in a `jsonb`
+    // document on PostgreSQL (`trait_doc`), the numeric ones in a BLOB on SQLite
+    // (`trait_numbers`).
+    let columns = match conn {
+        AnyConnection::Postgresql(_) => {
+            "message_id, event_type_id, generated, project_ref, user_ref, raw, traits"
+        }
+        AnyConnection::Sqlite(_) => {
+            "message_id, event_type_id, generated, project_ref, user_ref, raw, numbers"
+        }
     };
-    // Each event's stored traits by name id, for its document and its trait rows.
+    let copy: fn(&[(i64, &TraitValue)]) -> Bind = match conn {
+        AnyConnection::Postgresql(_) => |t| Bind::Jsonb(trait_doc::encode(t.iter().copied())),
+        AnyConnection::Sqlite(_) => |t| Bind::Blob(trait_numbers::encode(t.iter().copied())),
+    };
+    // Each event's stored traits by name id, for its copy and its trait rows.
     let stored = events
         .iter()
         .map(|e| stored_traits(e, &name_ids))
@@ -320,7 +329,8 @@ fn store_events(
         let mut sql = Sql::new(&format!("{} events ({columns}) VALUES ", insert_into(conn)));
         let rows = chunk
             .iter()
-            .map(|e| {
+            .zip(chunk_traits)
+            .map(|(e, traits)| {
                 Ok([
                     Bind::Text(e.message_id.clone()),
                     Bind::BigInt(id_of(&type_ids, &e.event_type)?),
@@ -328,26 +338,11 @@ fn store_events(
                     Bind::NullableBigInt(tenant_ref(e.string_trait("project_id"))?),
                     Bind::NullableBigInt(tenant_ref(e.string_trait("user_id"))?),
                     Bind::Text(e.raw.get().to_string()),
+                    copy(traits),
                 ])
             })
             .collect::<Result<Vec<_>, ApiError>>()?;
-        if with_docs {
-            sql.push_rows(rows.into_iter().zip(chunk_traits).map(
-                |([a, b, c, d, e, f], traits)| {
-                    [
-                        a,
-                        b,
-                        c,
-                        d,
-                        e,
-                        f,
-                        Bind::Jsonb(trait_doc::encode(traits.iter().copied())),
-                    ]
-                },
-            ));
-        } else {
-            sql.push_rows(rows);
-        }
+        sql.push_rows(rows);
         sql.push(" ON CONFLICT (message_id) DO NOTHING RETURNING id, message_id");
         if chunk.len() < EVENT_CHUNK {
             sql.uncached();

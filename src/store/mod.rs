@@ -13,12 +13,18 @@ pub mod plan_cache;
 mod rows;
 pub mod tokens;
 mod trait_doc;
+mod trait_numbers;
 pub mod writer;
 
 use diesel::connection::Connection;
 
 use crate::db::AnyConnection;
 use crate::error::ApiError;
+
+/// Registers the SQL functions the store's SQLite queries use, on a new connection.
+pub fn register_sqlite_functions(conn: &mut diesel::SqliteConnection) -> diesel::QueryResult<()> {
+    trait_numbers::register_functions(conn)
+}
 
 /// What the read path keeps between requests: shared by all of a server's requests.
 #[derive(Default)]

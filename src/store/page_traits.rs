@@ -4,8 +4,10 @@
 //! - PostgreSQL rows carry their traits as a document ([`trait_doc`]), so a page needs no
 //!   trait-table read at all; only rows stored before the `event_trait_documents` migration
 //!   (no document) are read from the trait tables, as below.
-//! - SQLite walks a JSON array of the ids and probes each trait table's primary key per id: four
-//!   cheap statements in process.
+//! - SQLite rows carry their numeric traits ([`trait_numbers`]), so a page reads only its string
+//!   traits from a trait table: a JSON array of the ids, and a primary-key probe per id, in
+//!   process. Rows stored before the `sqlite_trait_numbers` migration are read from all four
+//!   tables.
 //! - PostgreSQL rows without a document: the ids as one array, the four tables in one
 //!   `UNION ALL` statement (each statement is a round trip and an executor start in a server
 //!   process that competes for the same cores).
@@ -21,6 +23,7 @@ use diesel::RunQueryDsl;
 use super::ingest::trait_table;
 use super::rows::EventRow;
 use super::trait_doc;
+use super::trait_numbers;
 use crate::db::pg_array;
 use crate::db::sql::{Bind, Sql, TypedSql};
 use crate::db::AnyConnection;
@@ -33,32 +36,41 @@ pub fn load(
     rows: &[EventRow],
 ) -> Result<Vec<(i64, i64, TraitValue)>, ApiError> {
     let mut traits = Vec::with_capacity(rows.len() * 12);
+    // Events whose traits are all still to be read, and those whose strings only are.
     let mut unread = Vec::new();
+    let mut strings_unread = Vec::new();
     for row in rows {
-        match &row.traits {
-            Some(doc) => trait_doc::decode(row.id, doc, &mut traits)?,
-            None => unread.push(row.id),
+        if let Some(doc) = &row.traits {
+            trait_doc::decode(row.id, doc, &mut traits)?;
+        } else if let Some(numbers) = &row.numbers {
+            trait_numbers::decode(row.id, numbers, &mut traits)?;
+            strings_unread.push(row.id);
+        } else {
+            unread.push(row.id);
         }
     }
-    if !unread.is_empty() {
-        match conn {
-            AnyConnection::Sqlite(_) => load_sqlite(conn, &unread, &mut traits)?,
-            AnyConnection::Postgresql(_) => load_postgres(conn, &unread, &mut traits)?,
+    match conn {
+        AnyConnection::Sqlite(_) => load_sqlite(conn, &unread, &strings_unread, &mut traits)?,
+        AnyConnection::Postgresql(_) if !unread.is_empty() => {
+            load_postgres(conn, &unread, &mut traits)?
         }
+        AnyConnection::Postgresql(_) => {}
     }
     Ok(traits)
 }
 
+/// The traits of the events `unread`, and the string traits of the events `strings_unread`.
 fn load_sqlite(
     conn: &mut AnyConnection,
-    ids: &[i64],
+    unread: &[i64],
+    strings_unread: &[i64],
     traits: &mut Vec<(i64, i64, TraitValue)>,
 ) -> Result<(), ApiError> {
     // `[1,2]`, for `json_each`.
-    let list = serde_json::to_string(ids).map_err(|e| ApiError::internal(e.into()))?;
-    let select = |t: TraitType| {
+    let json = |ids: &[i64]| serde_json::to_string(ids).map_err(|e| ApiError::internal(e.into()));
+    let select = |t: TraitType, list: String| {
         let mut sql = Sql::new("SELECT x.event_id, x.name_id, x.value FROM json_each(");
-        sql.bind(Bind::Text(list.clone()));
+        sql.bind(Bind::Text(list));
         // CROSS JOIN keeps the id list as the outer loop.
         sql.push(&format!(
             ") j CROSS JOIN {} x WHERE x.event_id = j.value",
@@ -66,17 +78,30 @@ fn load_sqlite(
         ));
         sql
     };
-    load_typed::<Text, String>(conn, select(TraitType::String), traits, TraitValue::String)?;
+    let strings: Vec<i64> = unread.iter().chain(strings_unread).copied().collect();
+    if !strings.is_empty() {
+        let sql = select(TraitType::String, json(&strings)?);
+        load_typed::<Text, String>(conn, sql, traits, TraitValue::String)?;
+    }
+    if unread.is_empty() {
+        return Ok(());
+    }
+    let list = json(unread)?;
     load_typed::<BigInt, i64>(
         conn,
-        select(TraitType::Integer),
+        select(TraitType::Integer, list.clone()),
         traits,
         TraitValue::Integer,
     )?;
-    load_typed::<Double, f64>(conn, select(TraitType::Float), traits, TraitValue::Float)?;
+    load_typed::<Double, f64>(
+        conn,
+        select(TraitType::Float, list.clone()),
+        traits,
+        TraitValue::Float,
+    )?;
     load_typed::<BigInt, i64>(
         conn,
-        select(TraitType::Datetime),
+        select(TraitType::Datetime, list),
         traits,
         TraitValue::Datetime,
     )?;

@@ -1,6 +1,6 @@
 //! Row types loaded by the store's queries.
 
-use diesel::sql_types::{BigInt, Double, Nullable, SmallInt, Text};
+use diesel::sql_types::{BigInt, Binary, Double, Nullable, SmallInt, Text};
 use diesel::QueryableByName;
 
 #[derive(QueryableByName, Debug)]
@@ -23,6 +23,10 @@ pub struct EventRow {
     /// `event_trait_documents` migration; NULL on SQLite and for older rows.
     #[diesel(sql_type = Nullable<Text>)]
     pub traits: Option<String>,
+    /// The event's numeric traits (`store::trait_numbers`): SQLite rows stored since the
+    /// `sqlite_trait_numbers` migration; NULL on PostgreSQL and for older rows.
+    #[diesel(sql_type = Nullable<Binary>)]
+    pub numbers: Option<Vec<u8>>,
 }
 
 /// The sort-key values of a marker event.

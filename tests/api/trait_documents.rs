@@ -1,21 +1,36 @@
-//! PostgreSQL keeps a copy of each event's traits in its row (`events.traits`, see
-//! `store::trait_doc`) and builds pages from it. Rows stored before that column existed have no
-//! copy, and their traits must still come from the trait tables: both kinds of row give the same
-//! page, also mixed in one page.
+//! Each event's row keeps a copy of its traits: all of them on PostgreSQL (`events.traits`, see
+//! `store::trait_doc`), the numeric ones on SQLite (`events.numbers`, `store::trait_numbers`).
+//! Pages and filters read the copy. Rows stored before that column existed have none, and their
+//! traits must still come from the trait tables: both kinds of row give the same page (also
+//! mixed in one page) and match the same filters.
 
 use actix_web::test::TestRequest;
 use diesel::connection::SimpleConnection;
 use serde_json::json;
 
+use crate::backend_tests;
 use crate::support::{bearer, count, event, s, t, token_app_with, Backend};
+
+backend_tests!(
+    rows_without_a_trait_copy_give_the_same_pages,
+    filters_match_the_same_events_with_and_without_copies,
+);
+
+/// The column holding each row's copy of its traits.
+fn copy_column(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Sqlite => "numbers",
+        Backend::Postgres => "traits",
+    }
+}
 
 const ALL: &str = "/v2/events?q.field=all_tenants&q.op=eq&q.value=true&limit=100";
 
-#[actix_web::test]
-async fn postgres_rows_without_a_trait_document_give_the_same_pages() {
+async fn rows_without_a_trait_copy_give_the_same_pages(backend: Backend) {
+    let column = copy_column(backend);
     let mut config = almanac::config::Config::default();
     config.audit.ingest = false;
-    let app = token_app_with(Backend::Postgres, config).await;
+    let app = token_app_with(backend, config).await;
     let events: Vec<_> = (0..6)
         .map(|i| {
             event(
@@ -66,19 +81,19 @@ async fn postgres_rows_without_a_trait_document_give_the_same_pages() {
         "{listed}"
     );
 
-    // Every row stored now has its document: the pages above were read from them.
+    // Every row stored now has its copy: the pages above were read from them.
     let mut conn = app.db.get().expect("a connection");
     let without = count(
         &mut conn,
-        "SELECT COUNT(*) AS n FROM events WHERE traits IS NULL",
+        &format!("SELECT COUNT(*) AS n FROM events WHERE {column} IS NULL"),
     );
     assert_eq!(without, 0);
 
     // As if ev-0, ev-3 and ev-5 had been stored before the migration.
-    conn.batch_execute(
-        "UPDATE events SET traits = NULL WHERE message_id IN ('ev-0', 'ev-3', 'ev-5')",
-    )
-    .expect("clear three documents");
+    conn.batch_execute(&format!(
+        "UPDATE events SET {column} = NULL WHERE message_id IN ('ev-0', 'ev-3', 'ev-5')"
+    ))
+    .expect("clear three copies");
     let after = (page(ALL).await, page(one).await, page(filtered).await);
     assert_eq!(
         String::from_utf8_lossy(&after.0),
@@ -87,30 +102,46 @@ async fn postgres_rows_without_a_trait_document_give_the_same_pages() {
     assert_eq!(after.1, before.1);
     assert_eq!(after.2, before.2);
 
-    // A document the store cannot read is a 500, never an event shown without its traits.
-    conn.batch_execute("UPDATE events SET traits = '{\"s\":{\"1\":2}}' WHERE message_id = 'ev-1'")
-        .expect("break one document");
-    let res = app
-        .app
-        .send(bearer(TestRequest::get().uri(ALL), &app.admin))
-        .await;
-    assert_eq!(res.status, 500);
-    let body = String::from_utf8_lossy(&res.body);
-    assert!(
-        !body.contains("does not parse"),
-        "internal detail leaked: {body}"
-    );
+    // A copy the store cannot read is a 500, never an event shown without its traits; on
+    // SQLite, where the filter's function decodes the copy, nor a filter that treats the trait
+    // as missing (a `jsonb` document that lacks the type's object reads as a missing trait).
+    let broken = match backend {
+        Backend::Postgres => "'{\"s\":{\"1\":2}}'",
+        Backend::Sqlite => "x'ffffffffffffffffffffff'",
+    };
+    conn.batch_execute(&format!(
+        "UPDATE events SET {column} = {broken} WHERE message_id = 'ev-1'"
+    ))
+    .expect("break one copy");
+    let filtered_ne =
+        "/v2/events?q.field=all_tenants&q.op=eq&q.value=true&q.type=&q.field=memory_mb&q.op=ne&q.value=1&q.type=integer";
+    let uris = match backend {
+        Backend::Postgres => vec![ALL],
+        Backend::Sqlite => vec![ALL, filtered_ne],
+    };
+    for uri in uris {
+        let res = app
+            .app
+            .send(bearer(TestRequest::get().uri(uri), &app.admin))
+            .await;
+        assert_eq!(res.status, 500, "{uri}");
+        let body = String::from_utf8_lossy(&res.body);
+        assert!(
+            !body.contains("does not") && !body.contains("decode"),
+            "internal detail leaked: {body}"
+        );
+    }
 }
 
-/// Filters on PostgreSQL read a trait's value from the row's document, and probe the trait table
-/// only for rows without one: every comparison must give the same events either way, for each
-/// type and operator, at the edges of each type (the extreme integers, floats that `jsonb`
-/// writes in another notation, strings that sort differently outside the "C" collation).
-#[actix_web::test]
-async fn postgres_filters_match_the_same_events_with_and_without_documents() {
+/// Filters read a trait's value from the row's copy, and probe the trait table only for rows
+/// without one: every comparison must give the same events either way, for each type and
+/// operator, at the edges of each type (the extreme integers, floats that `jsonb` writes in
+/// another notation, strings that sort differently outside the "C" collation).
+async fn filters_match_the_same_events_with_and_without_copies(backend: Backend) {
+    let column = copy_column(backend);
     let mut config = almanac::config::Config::default();
     config.audit.ingest = false;
-    let app = token_app_with(Backend::Postgres, config).await;
+    let app = token_app_with(backend, config).await;
     let strings = ["", "B", "a", "a b", "ä", "Z", "compute-1", "\"q\"", "\\"];
     let integers = [i64::MIN, -1, 0, 1, 2048, 2049, i64::MAX];
     let floats = [
@@ -208,31 +239,28 @@ async fn postgres_filters_match_the_same_events_with_and_without_documents() {
             pages
         }
     };
-    let with_documents = run(&queries).await;
+    let with_copies = run(&queries).await;
     // The answers are not all alike: the comparisons select different events.
     let distinct: std::collections::BTreeSet<_> =
-        with_documents.iter().map(|(_, ids)| ids.clone()).collect();
+        with_copies.iter().map(|(_, ids)| ids.clone()).collect();
     assert!(
         distinct.len() > 40,
         "only {} distinct answers",
         distinct.len()
     );
-    assert!(with_documents.iter().any(|(_, ids)| ids.is_empty()));
-    assert!(with_documents.iter().any(|(_, ids)| ids.len() == 24 - 5));
+    assert!(with_copies.iter().any(|(_, ids)| ids.is_empty()));
+    assert!(with_copies.iter().any(|(_, ids)| ids.len() == 24 - 5));
 
     let mut conn = app.db.get().expect("a connection");
     let without = count(
         &mut conn,
-        "SELECT COUNT(*) AS n FROM events WHERE traits IS NULL",
+        &format!("SELECT COUNT(*) AS n FROM events WHERE {column} IS NULL"),
     );
-    assert_eq!(without, 0, "every row stored has its document");
-    conn.batch_execute("UPDATE events SET traits = NULL")
-        .expect("clear the documents");
+    assert_eq!(without, 0, "every row stored has its copy");
+    conn.batch_execute(&format!("UPDATE events SET {column} = NULL"))
+        .expect("clear the copies");
     let from_tables = run(&queries).await;
-    for ((uri, a), (_, b)) in with_documents.iter().zip(&from_tables) {
-        assert_eq!(
-            a, b,
-            "{uri}: from the documents, then from the trait tables"
-        );
+    for ((uri, a), (_, b)) in with_copies.iter().zip(&from_tables) {
+        assert_eq!(a, b, "{uri}: from the copies, then from the trait tables");
     }
 }
