@@ -37,8 +37,10 @@ diesel::table! {
         user_ref -> Nullable<BigInt>,
         raw -> Text,
         // PostgreSQL only: `traits -> Nullable<Jsonb>`, each event's traits as a document for
-        // pages and filters (`store::trait_doc`). Left out here so that the declaration holds
-        // on SQLite; only the store's own SQL reads or writes it.
+        // pages and filters (`store::trait_doc`); SQLite only: `numbers -> Nullable<Binary>`,
+        // each event's numeric traits for the same purpose (`store::trait_numbers`). Left out
+        // here so that the declaration holds on both backends; only the store's own SQL reads or
+        // writes them.
     }
 }
 

@@ -26,7 +26,7 @@ use crate::query::{Direction, EventQuery, Op, SortKey};
 /// The event columns. Names (the event type, tenancy values, trait names) are ids, resolved
 /// through the [`NameCache`] once per page rather than joined for every row: joins made
 /// PostgreSQL spend longer planning each query than running it, and on SQLite each was a
-/// B-tree search per row. PostgreSQL rows also carry their traits ([`page_traits`]).
+/// B-tree search per row. Rows also carry a copy of their traits ([`page_traits`]).
 const COLUMNS: &str = "SELECT e.id AS id, e.message_id AS message_id, \
      e.event_type_id AS event_type_id, e.generated AS generated, e.project_ref AS project_ref, \
      e.user_ref AS user_ref, e.raw AS raw, ";

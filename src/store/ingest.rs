@@ -19,7 +19,7 @@ use crate::db::AnyConnection;
 use crate::error::ApiError;
 use crate::model::{is_tenancy_trait, NewEvent, TraitType, TraitValue};
 
-/// Events per INSERT (6 binds each) and, on SQLite, trait rows per INSERT (3 binds each): well
+/// Events per INSERT (7 binds each) and, on SQLite, trait rows per INSERT (3 binds each): well
 /// under SQLite's 32,766 and PostgreSQL's 65,535 bind parameters. (PostgreSQL inserts a batch's
 /// traits of one type in one statement, as arrays.)
 const EVENT_CHUNK: usize = 1_000;
