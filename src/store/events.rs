@@ -400,60 +400,70 @@ fn push_filter(sql: &mut Sql, conn: &AnyConnection, f: &ResolvedFilter) {
             .bind(f.value.clone())
             .push(")");
         }
-        // A scalar subquery, not `EXISTS`: the primary key (event_id, name_id) makes it one
-        // probe returning at most one value (NULL when the event lacks the trait, which never
-        // compares true). PostgreSQL plans `EXISTS` as a semi-join and searches join orders on
-        // every execution (its custom plans): 0.98 -> 0.72 ms per query-3 statement at 1M events.
         Stored::Table {
             table,
             name_id,
             trait_type,
-        } => match conn {
-            // Strings on SQLite are probed; numbers are read from the row's BLOB by a SQL
-            // function, which returns the value with the trait table's SQL type (or NULL), and
-            // rows stored before the BLOB existed (NULL) are probed (`trait_numbers`).
-            AnyConnection::Sqlite(_) => match trait_numbers::sql_function(trait_type) {
-                None => {
-                    sql.push(" AND ");
-                    push_probe(sql, table, name_id);
-                    sql.push(&format!(" {op} ")).bind(f.value.clone());
-                }
-                Some(function) => {
-                    sql.push(" AND (CASE WHEN e.numbers IS NULL THEN ");
-                    push_probe(sql, table, name_id);
-                    sql.push(&format!(" ELSE {function}(e.numbers, "))
-                        .bind_i64(name_id)
-                        .push(&format!(") END) {op} "))
-                        .bind(f.value.clone());
-                }
-            },
-            // PostgreSQL looks the value up in the row's document, which the scan has read
-            // anyway, and probes only rows stored before documents existed (NULL): the probes
-            // were nearly all of a many-match filter's work (`store::trait_doc`). The same
-            // comparison as the trait table's: NULL for a missing trait, `jsonb` numbers cast
-            // exactly, strings in the "C" collation of the value column.
-            AnyConnection::Postgresql(_) => {
-                let (get, cast) = match trait_type {
-                    TraitType::String => ("->>", "TEXT) COLLATE \"C\""),
-                    TraitType::Float => ("->", "FLOAT8)"),
-                    TraitType::Integer | TraitType::Datetime => ("->", "BIGINT)"),
-                };
-                sql.push(" AND (CASE WHEN e.traits IS NULL THEN ");
-                push_probe(sql, table, name_id);
-                sql.push(&format!(
-                    " ELSE CAST(e.traits -> '{}' {get} ",
-                    trait_doc::type_key(trait_type)
-                ))
-                .bind(Bind::Text(name_id.to_string()))
-                .push(&format!(" AS {cast} END) {op} "))
-                .bind(f.value.clone());
-            }
-        },
+        } => {
+            sql.push(" AND ");
+            push_trait_value(sql, conn, table, name_id, trait_type);
+            sql.push(&format!(" {op} ")).bind(f.value.clone());
+        }
     }
 }
 
+/// The event's value of one trait (NULL when it lacks the trait, which never compares true), read
+/// from the row's copy of its traits where the backend keeps this type there, and probed in the
+/// trait table for rows stored before the copy existed (NULL) and for types it does not keep:
+/// the probes were nearly all of a many-match filter's work, and the scan reads the row anyway.
+/// - PostgreSQL: every type, from the `jsonb` document (`store::trait_doc`), with the trait
+///   table's comparison: numbers cast exactly, strings in the "C" collation of the value column.
+/// - SQLite: integers, floats and datetimes, from the `numbers` BLOB through a SQL function that
+///   returns the value with the trait table's SQL type (`store::trait_numbers`); strings are
+///   probed.
+fn push_trait_value(
+    sql: &mut Sql,
+    conn: &AnyConnection,
+    table: &str,
+    name_id: i64,
+    trait_type: TraitType,
+) {
+    // (the copy's column, the lookup's SQL before its name-id bind, that bind, the SQL after)
+    let lookup = match conn {
+        AnyConnection::Sqlite(_) => trait_numbers::sql_function(trait_type).map(|function| {
+            let before = format!("{function}(e.numbers, ");
+            ("e.numbers", before, Bind::BigInt(name_id), ")".to_string())
+        }),
+        AnyConnection::Postgresql(_) => {
+            let (get, cast) = match trait_type {
+                TraitType::String => ("->>", "TEXT) COLLATE \"C\""),
+                TraitType::Float => ("->", "FLOAT8)"),
+                TraitType::Integer | TraitType::Datetime => ("->", "BIGINT)"),
+            };
+            let before = format!(
+                "CAST(e.traits -> '{}' {get} ",
+                trait_doc::type_key(trait_type)
+            );
+            let key = Bind::Text(name_id.to_string());
+            Some(("e.traits", before, key, format!(" AS {cast}")))
+        }
+    };
+    let Some((column, before, key, after)) = lookup else {
+        push_probe(sql, table, name_id);
+        return;
+    };
+    sql.push(&format!("(CASE WHEN {column} IS NULL THEN "));
+    push_probe(sql, table, name_id);
+    sql.push(&format!(" ELSE {before}"))
+        .bind(key)
+        .push(&format!("{after} END)"));
+}
+
 /// `(SELECT x.value FROM <table> x WHERE x.event_id = e.id AND x.name_id = ?)`: the event's
-/// value of one trait, by the trait table's primary key.
+/// value of one trait, by the trait table's primary key. A scalar subquery, not `EXISTS`: the
+/// key makes it one probe returning at most one value (NULL when the event lacks the trait).
+/// PostgreSQL plans `EXISTS` as a semi-join and searches join orders on every execution (its
+/// custom plans): 0.98 -> 0.72 ms per query-3 statement at 1M events.
 fn push_probe(sql: &mut Sql, table: &str, name_id: i64) {
     sql.push(&format!(
         "(SELECT x.value FROM {table} x WHERE x.event_id = e.id AND x.name_id = "

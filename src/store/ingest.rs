@@ -308,18 +308,17 @@ fn store_events(
     // Rows also carry a copy of their traits, for pages and filters: every trait in a `jsonb`
     // document on PostgreSQL (`trait_doc`), the numeric ones in a BLOB on SQLite
     // (`trait_numbers`).
-    let columns = match conn {
-        AnyConnection::Postgresql(_) => {
-            "message_id, event_type_id, generated, project_ref, user_ref, raw, traits"
-        }
-        AnyConnection::Sqlite(_) => {
-            "message_id, event_type_id, generated, project_ref, user_ref, raw, numbers"
-        }
+    type Copy = fn(&[(i64, &TraitValue)]) -> Bind;
+    let (copy_column, copy): (&str, Copy) = match conn {
+        AnyConnection::Postgresql(_) => ("traits", |t| {
+            Bind::Jsonb(trait_doc::encode(t.iter().copied()))
+        }),
+        AnyConnection::Sqlite(_) => ("numbers", |t| {
+            Bind::Blob(trait_numbers::encode(t.iter().copied()))
+        }),
     };
-    let copy: fn(&[(i64, &TraitValue)]) -> Bind = match conn {
-        AnyConnection::Postgresql(_) => |t| Bind::Jsonb(trait_doc::encode(t.iter().copied())),
-        AnyConnection::Sqlite(_) => |t| Bind::Blob(trait_numbers::encode(t.iter().copied())),
-    };
+    let columns =
+        format!("message_id, event_type_id, generated, project_ref, user_ref, raw, {copy_column}");
     // Each event's stored traits by name id, for its copy and its trait rows.
     let stored = events
         .iter()

@@ -14,6 +14,8 @@ mod rows;
 pub mod tokens;
 mod trait_doc;
 mod trait_numbers;
+#[cfg(test)]
+mod trait_values;
 pub mod writer;
 
 use diesel::connection::Connection;

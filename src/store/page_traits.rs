@@ -51,10 +51,7 @@ pub fn load(
     }
     match conn {
         AnyConnection::Sqlite(_) => load_sqlite(conn, &unread, &strings_unread, &mut traits)?,
-        AnyConnection::Postgresql(_) if !unread.is_empty() => {
-            load_postgres(conn, &unread, &mut traits)?
-        }
-        AnyConnection::Postgresql(_) => {}
+        AnyConnection::Postgresql(_) => load_postgres(conn, &unread, &mut traits)?,
     }
     Ok(traits)
 }
@@ -137,6 +134,9 @@ fn load_postgres(
     ids: &[i64],
     traits: &mut Vec<(i64, i64, TraitValue)>,
 ) -> Result<(), ApiError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
     let list = pg_array::ints(ids.iter().copied());
     let mut sql = Sql::new("");
     for (i, t) in TraitType::ALL.into_iter().enumerate() {

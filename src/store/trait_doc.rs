@@ -154,6 +154,7 @@ pub fn decode(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::trait_values::{any_stored_value, same_entries};
     use proptest::prelude::*;
 
     fn round_trip(traits: &[(i64, TraitValue)]) -> Vec<(i64, i64, TraitValue)> {
@@ -225,34 +226,16 @@ mod tests {
         assert!(out.is_empty());
     }
 
-    fn any_value() -> impl Strategy<Value = TraitValue> {
-        prop_oneof![
-            any::<String>().prop_map(TraitValue::String),
-            any::<i64>().prop_map(TraitValue::Integer),
-            any::<f64>()
-                .prop_filter("stored floats are finite", |f| f.is_finite())
-                .prop_map(TraitValue::Float),
-            any::<i64>().prop_map(TraitValue::Datetime),
-        ]
-    }
-
     proptest! {
         /// Every value comes back exactly (floats bit for bit), with its name and type; the
         /// order is by type, then as given.
         #[test]
-        fn every_value_round_trips(traits in prop::collection::vec((any::<i64>(), any_value()), 0..20)) {
+        fn every_value_round_trips(traits in prop::collection::vec((any::<i64>(), any_stored_value()), 0..20)) {
             let mut expected: Vec<(i64, i64, TraitValue)> =
                 traits.iter().map(|(n, v)| (42, *n, v.clone())).collect();
             expected.sort_by_key(|(_, _, v)| v.trait_type().code());
             let got = round_trip(&traits);
-            prop_assert_eq!(got.len(), expected.len());
-            for (g, e) in got.iter().zip(&expected) {
-                prop_assert_eq!((g.0, g.1), (e.0, e.1));
-                match (&g.2, &e.2) {
-                    (TraitValue::Float(a), TraitValue::Float(b)) => prop_assert_eq!(a.to_bits(), b.to_bits()),
-                    (a, b) => prop_assert_eq!(a, b),
-                }
-            }
+            same_entries(&got, &expected)?;
         }
     }
 }
