@@ -4,9 +4,9 @@
 //! back into the database file. SQLite's automatic checkpoint runs in the committing thread right
 //! after its commit: during a 1M-event load it was 29% of the ingest writer's time (16.5 s of
 //! 57 s), time in which the writer stored nothing while the other core had room. So the writer's
-//! connection does not checkpoint. After each commit it wakes this thread, which checkpoints
-//! (`PASSIVE`: it copies what no reader still needs, and never waits for anyone) while the writer
-//! stores the next group.
+//! connection does not checkpoint. After each commit it wakes this thread, which checkpoints when
+//! one is due (below) with `PASSIVE` (it copies what no reader still needs, and never waits for
+//! anyone) while the writer stores the next group.
 //!
 //! A WAL starts over from its beginning only when a write transaction begins with every frame
 //! copied back, which a writer that is always busy never lets a concurrent checkpoint achieve.
@@ -22,14 +22,26 @@
 //! whether it did. Taking the gate at the next wake-up, as it first did, blocked the writer about
 //! once per restart for nothing: 93 waits of 56 ms on average, 10% of a 1M-event load, where about
 //! 40 restarts needed one (docs/PERFORMANCE.md).
+//!
+//! A checkpoint copies each page once, however many commits changed it since the last one, so the
+//! thread does not checkpoint after every commit: it waits until the WAL holds `restart_pages`
+//! frames, which it reads from the WAL index (`store::wal_index`), then copies them while the
+//! writer stores the next group, and the gated checkpoint copies the rest. A 1M-event load
+//! rewrites many of the same index pages in commit after commit (random keys: message ids,
+//! resource ids, floats); copying after every commit wrote every WAL frame back, 17.4 GB of
+//! writes in all for a 0.66 GB store (docs/PERFORMANCE.md, session 11). When the writer falls
+//! idle, what is left is copied after `WriterOptions::checkpoint_idle` (a second), so that the
+//! database file of an idle store is complete.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use diesel::sql_types::Integer;
 use diesel::RunQueryDsl;
 
+use super::wal_index::{WalFrames, WalIndex};
 use crate::db::sql::Sql;
 use crate::db::{AnyConnection, Db};
 use crate::error::ApiError;
@@ -57,7 +69,12 @@ impl Checkpointer {
     /// Starts the checkpoint thread for the database of `db` (SQLite). `commits` is the writer's
     /// count of committed transactions, which it raises before it calls
     /// [`Checkpointer::committed`].
-    pub fn start(db: Db, restart_pages: u32, commits: Arc<AtomicU64>) -> Checkpointer {
+    pub fn start(
+        db: Db,
+        restart_pages: u32,
+        idle: Duration,
+        commits: Arc<AtomicU64>,
+    ) -> Checkpointer {
         // One pending wake-up is enough: a checkpoint copies everything committed before it.
         let (wake, woken) = mpsc::sync_channel(1);
         let gate = Arc::new(Mutex::new(()));
@@ -67,7 +84,7 @@ impl Checkpointer {
         };
         let thread = std::thread::Builder::new()
             .name("almanac-checkpoint".into())
-            .spawn(move || run(&db, &woken, &shared, restart_pages))
+            .spawn(move || run(&db, &woken, &shared, restart_pages, idle))
             .expect("the checkpoint thread starts");
         Checkpointer {
             wake: Some(wake),
@@ -101,18 +118,40 @@ struct Shared {
     commits: Arc<AtomicU64>,
 }
 
-fn run(db: &Db, woken: &Receiver<()>, shared: &Shared, restart_pages: u32) {
-    let mut conn: Option<AnyConnection> = None;
+/// Checkpoints after the writer's commits until `woken` is closed. Frames left in the WAL are
+/// copied back once the writer has been idle for `idle_after`.
+fn run(db: &Db, woken: &Receiver<()>, shared: &Shared, restart_pages: u32, idle_after: Duration) {
+    let mut conn: Option<(AnyConnection, Option<WalIndex>)> = None;
     // The writer's commit count at the last gated checkpoint.
     let mut gated_at: Option<u64> = None;
-    while woken.recv().is_ok() {
-        if conn.is_none() {
-            conn = db.dedicated().ok();
-        }
-        let Some(c) = conn.as_mut() else {
-            continue; // the database is unavailable; the writer's next commit wakes us again
+    // Whether frames may be left uncopied since the last checkpoint.
+    let mut behind = false;
+    loop {
+        let idle = match woken.recv_timeout(idle_after) {
+            Ok(()) => false,
+            Err(RecvTimeoutError::Timeout) if behind => true,
+            Err(RecvTimeoutError::Timeout) => continue,
+            Err(RecvTimeoutError::Disconnected) => break,
         };
-        let outcome = checkpoint(c).and_then(|wal_pages| {
+        if conn.is_none() {
+            conn = db.dedicated().ok().map(|mut c| {
+                let index = WalIndex::open(&mut c);
+                (c, index)
+            });
+        }
+        let Some((c, index)) = conn.as_mut() else {
+            behind = true; // the database is unavailable; try again on the next wake or timeout
+            continue;
+        };
+        // Without a readable WAL index (another VFS, say), checkpoint after every commit.
+        let wal = index.as_ref().and_then(WalIndex::read);
+        if !idle && wal.is_some_and(|w| !due(w, restart_pages)) {
+            behind = true;
+            continue;
+        }
+        let outcome = checkpoint(c).and_then(|(wal_pages, copied)| {
+            // A reader's snapshot can keep frames from being copied: try again when idle.
+            behind = copied < wal_pages;
             let commits = shared.commits.load(Ordering::SeqCst);
             if needs_gate(wal_pages, restart_pages, commits, gated_at) {
                 let _between_groups = shared.gate.lock().unwrap_or_else(|p| p.into_inner());
@@ -131,8 +170,16 @@ fn run(db: &Db, woken: &Receiver<()>, shared: &Shared, restart_pages: u32) {
             // Harmless for the data: the WAL keeps the pages until a later checkpoint.
             tracing::warn!(%error, "WAL checkpoint failed");
             conn = None;
+            behind = true;
         }
     }
+}
+
+/// Whether a commit that leaves the WAL as `wal` calls for a checkpoint: once it holds
+/// `restart_pages` frames, when it must start over anyway. Until then each page is left to be
+/// copied once, however many commits rewrite it.
+fn due(wal: WalFrames, restart_pages: u32) -> bool {
+    wal.frames >= restart_pages
 }
 
 /// Whether to copy the rest of the WAL between two groups, so that the next group starts it over:
@@ -143,19 +190,30 @@ fn needs_gate(wal_pages: i64, restart_pages: u32, commits: u64, gated_at: Option
     wal_pages >= i64::from(restart_pages) && gated_at.is_none_or(|at| commits >= at + 2)
 }
 
-/// One passive checkpoint; returns the pages in the WAL.
-fn checkpoint(conn: &mut AnyConnection) -> Result<i64, ApiError> {
+/// One passive checkpoint; returns the pages in the WAL, and how many of them are copied back.
+fn checkpoint(conn: &mut AnyConnection) -> Result<(i64, i64), ApiError> {
     let rows = Sql::new("PRAGMA wal_checkpoint(PASSIVE)")
         .typed::<(Integer, Integer, Integer)>()
         .load::<(i32, i32, i32)>(conn)?;
-    Ok(rows
-        .first()
-        .map_or(0, |&(_busy, wal_pages, _copied)| i64::from(wal_pages)))
+    Ok(rows.first().map_or((0, 0), |&(_busy, wal_pages, copied)| {
+        (i64::from(wal_pages), i64::from(copied))
+    }))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::needs_gate;
+    use super::{due, needs_gate, WalFrames};
+
+    #[test]
+    fn a_checkpoint_waits_for_the_restart_size() {
+        let wal = |frames, copied| WalFrames { frames, copied };
+        assert!(!due(wal(39_999, 0), 40_000));
+        assert!(due(wal(40_000, 0), 40_000));
+        // Over the size with little left to copy, as after the checkpoint that the gated one
+        // follows: due, so that the WAL can start over.
+        assert!(due(wal(45_000, 44_000), 40_000));
+        assert!(due(wal(1, 0), 1));
+    }
 
     #[test]
     fn a_small_wal_needs_no_gate() {

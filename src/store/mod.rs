@@ -16,6 +16,7 @@ mod trait_doc;
 mod trait_numbers;
 #[cfg(test)]
 mod trait_values;
+pub mod wal_index;
 pub mod writer;
 
 use diesel::connection::Connection;

@@ -61,6 +61,9 @@ pub struct WriterOptions {
     /// SQLite: the WAL pages after which the checkpoint thread lets the WAL start over (see
     /// `store::checkpointer`).
     pub wal_restart_pages: u32,
+    /// SQLite: how long the writer must be idle before the checkpoint thread copies back the WAL
+    /// frames it has let accumulate (see `store::checkpointer`).
+    pub checkpoint_idle: Duration,
 }
 
 impl WriterOptions {
@@ -69,6 +72,7 @@ impl WriterOptions {
             wait,
             linger: Duration::from_millis(20),
             wal_restart_pages,
+            checkpoint_idle: Duration::from_secs(1),
         }
     }
 }
@@ -162,7 +166,12 @@ impl IngestWriter {
                 commits: Arc::clone(&commits),
                 linger: options.linger,
                 checkpointer: (db.backend() == Backend::Sqlite).then(|| {
-                    Checkpointer::start(db.clone(), options.wal_restart_pages, Arc::clone(&commits))
+                    Checkpointer::start(
+                        db.clone(),
+                        options.wal_restart_pages,
+                        options.checkpoint_idle,
+                        Arc::clone(&commits),
+                    )
                 }),
                 threads,
                 storing: Arc::clone(&storing),

@@ -14,6 +14,7 @@ use almanac::store::audit::{Actor, AuditEntry, EVENTS_INGEST};
 use almanac::store::ingest::{
     insert_batches, insert_growing_group, BatchWrite, GroupOutcome, IngestOutcome,
 };
+use almanac::store::wal_index::{WalFrames, WalIndex};
 use almanac::store::writer::{IngestWriter, WriterOptions};
 use diesel::connection::SimpleConnection;
 use diesel::Connection;
@@ -33,11 +34,7 @@ const LINGER: Duration = Duration::from_secs(10);
 const PAUSE: Duration = Duration::from_millis(100);
 
 fn writer_on(db: &TestDb, wal_restart_pages: u32) -> IngestWriter {
-    let options = WriterOptions {
-        linger: LINGER,
-        ..WriterOptions::new(Duration::from_secs(5), wal_restart_pages)
-    };
-    IngestWriter::start(db.open_migrated(), &options)
+    writer_with_idle(db, wal_restart_pages, Duration::from_secs(1))
 }
 
 /// `n` events with message ids `{prefix}-{i}`, each with a few traits.
@@ -173,11 +170,7 @@ async fn sqlite_checkpoint_thread_keeps_the_wal_small() {
     let db = TestDb::new(Backend::Sqlite);
     let restart_pages = 16;
     let writer = writer_on(&db, restart_pages);
-    let path = db
-        .url
-        .strip_prefix("sqlite://")
-        .expect("a SQLite URL")
-        .to_string();
+    let path = sqlite_path(&db).to_string();
     let wal = format!("{path}-wal");
 
     let batches = 60;
@@ -202,6 +195,74 @@ async fn sqlite_checkpoint_thread_keeps_the_wal_small() {
     assert_eq!(count, batches * 100);
     conn.batch_execute("PRAGMA integrity_check")
         .expect("intact");
+}
+
+/// SQLite: the checkpoint thread leaves a WAL below its restart size alone, so that a page that
+/// several commits rewrite is copied back once, not once per commit (`store::checkpointer`).
+#[actix_web::test]
+async fn sqlite_checkpoints_wait_for_the_wal_to_fill() {
+    let db = TestDb::new(Backend::Sqlite);
+    // Idle never comes during the test: only a full WAL would call for a checkpoint.
+    let writer = writer_with_idle(&db, 100_000, Duration::from_secs(600));
+    for n in 0..5 {
+        writer
+            .submit(batch(&format!("f{n}"), 100), None, None)
+            .await
+            .expect("stored");
+    }
+    // Time for the thread to act, were it to checkpoint after each commit.
+    actix_web::rt::time::sleep(Duration::from_millis(500)).await;
+    let wal = wal_frames(&db);
+    assert!(wal.frames > 0, "the commits are in the WAL: {wal:?}");
+    assert_eq!(wal.copied, 0, "nothing copied back yet: {wal:?}");
+}
+
+/// SQLite: once the writer is idle, the checkpoint thread copies back what the WAL holds, so the
+/// database file of an idle store is complete.
+#[actix_web::test]
+async fn sqlite_checkpoints_an_idle_writers_wal() {
+    let db = TestDb::new(Backend::Sqlite);
+    let writer = writer_with_idle(&db, 100_000, Duration::from_millis(100));
+    for n in 0..5 {
+        writer
+            .submit(batch(&format!("i{n}"), 100), None, None)
+            .await
+            .expect("stored");
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut wal = wal_frames(&db);
+    while wal.uncopied() > 0 && Instant::now() < deadline {
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+        wal = wal_frames(&db);
+    }
+    assert!(wal.frames > 0, "the commits went through the WAL: {wal:?}");
+    assert_eq!(wal.uncopied(), 0, "all copied back: {wal:?}");
+    drop(writer);
+    let mut conn = diesel::SqliteConnection::establish(sqlite_path(&db)).expect("open");
+    assert_eq!(count_events(&mut conn), 500);
+}
+
+fn writer_with_idle(db: &TestDb, wal_restart_pages: u32, idle: Duration) -> IngestWriter {
+    let options = WriterOptions {
+        linger: LINGER,
+        checkpoint_idle: idle,
+        ..WriterOptions::new(Duration::from_secs(5), wal_restart_pages)
+    };
+    IngestWriter::start(db.open_migrated(), &options)
+}
+
+fn sqlite_path(db: &TestDb) -> &str {
+    db.url.strip_prefix("sqlite://").expect("a SQLite URL")
+}
+
+/// The WAL's frames, read from its index through a connection of the test's own.
+fn wal_frames(db: &TestDb) -> WalFrames {
+    let sqlite = diesel::SqliteConnection::establish(sqlite_path(db)).expect("open");
+    let mut conn = AnyConnection::Sqlite(sqlite);
+    WalIndex::open(&mut conn)
+        .expect("a WAL index")
+        .read()
+        .expect("a consistent WAL index")
 }
 
 fn count_events(conn: &mut diesel::SqliteConnection) -> i64 {
