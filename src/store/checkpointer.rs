@@ -154,6 +154,7 @@ fn run(db: &Db, woken: &Receiver<()>, shared: &Shared, restart_pages: u32, idle_
             behind = copied < wal_pages;
             let commits = shared.commits.load(Ordering::SeqCst);
             if needs_gate(wal_pages, restart_pages, commits, gated_at) {
+                catch_up(c, index.as_ref(), restart_pages)?;
                 let _between_groups = shared.gate.lock().unwrap_or_else(|p| p.into_inner());
                 let started = std::time::Instant::now();
                 checkpoint(c)?;
@@ -173,6 +174,25 @@ fn run(db: &Db, woken: &Receiver<()>, shared: &Shared, restart_pages: u32, idle_
             behind = true;
         }
     }
+}
+
+/// Passive checkpoints of what the writer committed while the last one copied, until little is
+/// left: the gated checkpoint that follows, which the writer waits for, then copies only that
+/// little. A checkpoint of a full WAL takes long enough for several groups to commit meanwhile,
+/// and the gated one copying them all cost the writer 6.4 s of a 90 s 1M-event load.
+fn catch_up(
+    conn: &mut AnyConnection,
+    index: Option<&WalIndex>,
+    restart_pages: u32,
+) -> Result<(), ApiError> {
+    const ROUNDS: usize = 4;
+    for _ in 0..ROUNDS {
+        match index.and_then(WalIndex::read) {
+            Some(wal) if wal.uncopied() > restart_pages / 16 => checkpoint(conn)?,
+            _ => break,
+        };
+    }
+    Ok(())
 }
 
 /// Whether a commit that leaves the WAL as `wal` calls for a checkpoint: once it holds
