@@ -25,7 +25,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
 
 use load::Dataset;
-use report::{QueryReport, RunReport};
+use report::{LoadUsage, QueryReport, RunReport};
 use server::{Server, Store};
 
 #[derive(Subcommand, Debug)]
@@ -179,10 +179,22 @@ fn run_once(args: &RunArgs, backend: BenchBackend, data: &Dataset) -> anyhow::Re
     // share of PostgreSQL's catalog (about 7 MB) that would weigh on small runs.
     let empty_store_bytes = store.size_bytes()?;
 
+    let usage_before = server.pid().and_then(server::Usage::of);
     let loaded = with_log(
         &server,
         load::load(&server.base, &creds.admin(), data, args.load_connections),
     )?;
+    // Steadier than events/s on a shared machine: what each event cost the server.
+    let load_usage = server
+        .pid()
+        .and_then(server::Usage::of)
+        .zip(usage_before)
+        .map(|(after, before)| LoadUsage {
+            cpu_us_per_event: (after.cpu_seconds - before.cpu_seconds) * 1e6
+                / loaded.events.max(1) as f64,
+            write_bytes_per_event: after.write_bytes.saturating_sub(before.write_bytes) as f64
+                / loaded.events.max(1) as f64,
+        });
     eprintln!(
         "bench: {label}: loaded {} events in {:.1} s",
         loaded.events, loaded.seconds
@@ -226,6 +238,7 @@ fn run_once(args: &RunArgs, backend: BenchBackend, data: &Dataset) -> anyhow::Re
         seed: args.seed,
         load_seconds: loaded.seconds,
         ingest_events_per_s: loaded.events as f64 / loaded.seconds.max(f64::EPSILON),
+        load_usage,
         store_bytes,
         empty_store_bytes,
         bytes_per_event: store_bytes.saturating_sub(empty_store_bytes) as f64

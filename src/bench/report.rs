@@ -10,6 +10,8 @@ pub struct RunReport {
     /// Wall time of the load step.
     pub load_seconds: f64,
     pub ingest_events_per_s: f64,
+    /// The server process's cost of the load step per event (Linux only).
+    pub load_usage: Option<LoadUsage>,
     /// The database on disk after the run (SQLite: the file after a WAL checkpoint;
     /// PostgreSQL: `pg_database_size`).
     pub store_bytes: u64,
@@ -22,6 +24,15 @@ pub struct RunReport {
     pub query_seconds: u64,
     pub connections: usize,
     pub queries: Vec<QueryReport>,
+}
+
+/// What the load step cost the Almanac server process, per event stored: CPU time of all its
+/// threads, and bytes it caused to be written to storage (on SQLite the WAL and the checkpoints'
+/// copies; on PostgreSQL nearly nothing, since the database server writes).
+#[derive(Clone, Copy, Serialize)]
+pub struct LoadUsage {
+    pub cpu_us_per_event: f64,
+    pub write_bytes_per_event: f64,
 }
 
 #[derive(Serialize)]
@@ -56,6 +67,25 @@ pub fn table(runs: &[RunReport]) -> String {
             "ingest, events/s".into(),
             runs.iter()
                 .map(|r| grouped(r.ingest_events_per_s.round() as u64))
+                .collect(),
+        ),
+        (
+            "ingest, server CPU µs/event".into(),
+            runs.iter()
+                .map(|r| {
+                    r.load_usage
+                        .map_or("–".into(), |u| format!("{:.1}", u.cpu_us_per_event))
+                })
+                .collect(),
+        ),
+        (
+            "ingest, server disk writes, bytes/event".into(),
+            runs.iter()
+                .map(|r| {
+                    r.load_usage.map_or("–".into(), |u| {
+                        grouped(u.write_bytes_per_event.round() as u64)
+                    })
+                })
                 .collect(),
         ),
         (

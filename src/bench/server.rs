@@ -307,9 +307,74 @@ pub fn rss_bytes(pid: u32) -> Option<u64> {
     Some(kib * 1024)
 }
 
+/// What a process has used so far: CPU time (all threads, user and kernel) and bytes it caused
+/// to be written to storage (Linux's `/proc/PID/stat` and `/proc/PID/io`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Usage {
+    pub cpu_seconds: f64,
+    pub write_bytes: u64,
+}
+
+impl Usage {
+    /// `None` where /proc does not tell (another OS, a process already gone).
+    pub fn of(pid: u32) -> Option<Usage> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let io = std::fs::read_to_string(format!("/proc/{pid}/io")).ok()?;
+        // SAFETY: sysconf only reads a configuration value.
+        let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+        Usage::parse(&stat, &io, ticks)
+    }
+
+    fn parse(stat: &str, io: &str, ticks_per_second: i64) -> Option<Usage> {
+        if ticks_per_second <= 0 {
+            return None;
+        }
+        // The command name (field 2) is in parentheses and may hold spaces or parentheses, so
+        // fields are counted after the last ')': utime and stime are fields 14 and 15.
+        let after_name = &stat[stat.rfind(')')? + 1..];
+        let fields: Vec<&str> = after_name.split_whitespace().collect();
+        let ticks = |field: usize| fields.get(field - 3)?.parse::<u64>().ok();
+        let cpu_ticks = ticks(14)? + ticks(15)?;
+        let write_bytes = io
+            .lines()
+            .find_map(|l| l.strip_prefix("write_bytes:"))?
+            .trim()
+            .parse()
+            .ok()?;
+        Some(Usage {
+            cpu_seconds: cpu_ticks as f64 / ticks_per_second as f64,
+            write_bytes,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_cpu_time_and_writes_from_proc() {
+        let stat = "4242 (almanac (x) y) S 1 4242 4242 0 -1 4194560 5000 0 0 0 \
+                    1250 250 0 0 20 0 9 0 100 1000000 2000 18446744073709551615";
+        let io = "rchar: 10\nwchar: 20\nsyscr: 1\nsyscw: 2\nread_bytes: 0\n\
+                  write_bytes: 8192\ncancelled_write_bytes: 0\n";
+        assert_eq!(
+            Usage::parse(stat, io, 100),
+            Some(Usage {
+                cpu_seconds: 15.0,
+                write_bytes: 8192
+            })
+        );
+        assert_eq!(Usage::parse(stat, "rchar: 10\n", 100), None);
+        assert_eq!(Usage::parse("garbage", io, 100), None);
+        assert_eq!(Usage::parse(stat, io, 0), None);
+    }
+
+    #[test]
+    fn measures_this_process() {
+        let usage = Usage::of(std::process::id()).expect("Linux /proc");
+        assert!(usage.cpu_seconds >= 0.0);
+    }
 
     #[test]
     fn replaces_the_database_of_a_url() {
