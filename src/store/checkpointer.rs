@@ -134,6 +134,8 @@ fn run(db: &Db, woken: &Receiver<()>, shared: &Shared, restart_pages: u32, idle_
             Err(RecvTimeoutError::Disconnected) => break,
         };
         if conn.is_none() {
+            // The index is opened and dropped with the connection: while a connection is open,
+            // SQLite keeps the `-shm` file in place, so the handle never reads a replaced file.
             conn = db.dedicated().ok().map(|mut c| {
                 let index = WalIndex::open(&mut c);
                 (c, index)

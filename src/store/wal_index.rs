@@ -170,7 +170,7 @@ mod tests {
         );
         assert_eq!(after.copied, 0);
         let reported = Sql::new("PRAGMA wal_checkpoint(PASSIVE)")
-            .typed::<(diesel::sql_types::Integer, Integer, Integer)>()
+            .typed::<(Integer, Integer, Integer)>()
             .load::<(i32, i32, i32)>(&mut conn)
             .unwrap();
         let checkpointed = index.read().expect("readable");
