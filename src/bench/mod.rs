@@ -189,11 +189,13 @@ fn run_once(args: &RunArgs, backend: BenchBackend, data: &Dataset) -> anyhow::Re
         .pid()
         .and_then(server::Usage::of)
         .zip(usage_before)
-        .map(|(after, before)| LoadUsage {
-            cpu_us_per_event: (after.cpu_seconds - before.cpu_seconds) * 1e6
-                / loaded.events.max(1) as f64,
-            write_bytes_per_event: after.write_bytes.saturating_sub(before.write_bytes) as f64
-                / loaded.events.max(1) as f64,
+        .map(|(after, before)| {
+            let events = loaded.events.max(1) as f64;
+            LoadUsage {
+                cpu_us_per_event: (after.cpu_seconds - before.cpu_seconds) * 1e6 / events,
+                write_bytes_per_event: after.write_bytes.saturating_sub(before.write_bytes) as f64
+                    / events,
+            }
         });
     eprintln!(
         "bench: {label}: loaded {} events in {:.1} s",

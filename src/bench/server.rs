@@ -302,9 +302,13 @@ fn free_port() -> anyhow::Result<u16> {
 /// The resident set size of a process, from /proc (Linux).
 pub fn rss_bytes(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
+    Some(proc_value(&status, "VmRSS:")? * 1024) // given in KiB
+}
+
+/// The number after `key` on its line of a /proc file of `key value [unit]` lines.
+fn proc_value(text: &str, key: &str) -> Option<u64> {
+    let line = text.lines().find_map(|l| l.strip_prefix(key))?;
+    line.split_whitespace().next()?.parse().ok()
 }
 
 /// What a process has used so far: CPU time (all threads, user and kernel) and bytes it caused
@@ -335,12 +339,7 @@ impl Usage {
         let fields: Vec<&str> = after_name.split_whitespace().collect();
         let ticks = |field: usize| fields.get(field - 3)?.parse::<u64>().ok();
         let cpu_ticks = ticks(14)? + ticks(15)?;
-        let write_bytes = io
-            .lines()
-            .find_map(|l| l.strip_prefix("write_bytes:"))?
-            .trim()
-            .parse()
-            .ok()?;
+        let write_bytes = proc_value(io, "write_bytes:")?;
         Some(Usage {
             cpu_seconds: cpu_ticks as f64 / ticks_per_second as f64,
             write_bytes,
@@ -368,6 +367,13 @@ mod tests {
         assert_eq!(Usage::parse(stat, "rchar: 10\n", 100), None);
         assert_eq!(Usage::parse("garbage", io, 100), None);
         assert_eq!(Usage::parse(stat, io, 0), None);
+    }
+
+    #[test]
+    fn reads_a_value_with_its_unit() {
+        let status = "Name:\talmanac\nVmHWM:\t  2048 kB\nVmRSS:\t  1234 kB\n";
+        assert_eq!(proc_value(status, "VmRSS:"), Some(1234));
+        assert_eq!(proc_value(status, "VmSwap:"), None);
     }
 
     #[test]

@@ -154,7 +154,7 @@ pub fn decode(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::trait_values::{any_stored_value, same_entries};
+    use crate::store::trait_values::{any_stored_value, one_of_each, same_entries};
     use proptest::prelude::*;
 
     fn round_trip(traits: &[(i64, TraitValue)]) -> Vec<(i64, i64, TraitValue)> {
@@ -166,12 +166,7 @@ mod tests {
 
     #[test]
     fn the_documented_shape() {
-        let traits = [
-            (9, TraitValue::Float(0.95)),
-            (4, TraitValue::String("compute-1".into())),
-            (12, TraitValue::Datetime(1_764_633_600_101_668)),
-            (7, TraitValue::Integer(512)),
-        ];
+        let traits = one_of_each();
         assert_eq!(
             encode(traits.iter().map(|(n, v)| (*n, v))),
             r#"{"s":{"4":"compute-1"},"i":{"7":512},"f":{"9":0.95},"d":{"12":1764633600101668}}"#

@@ -172,7 +172,7 @@ pub fn register_functions(conn: &mut SqliteConnection) -> diesel::QueryResult<()
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::trait_values::{any_stored_value, same_entries};
+    use crate::store::trait_values::{any_stored_value, one_of_each, same_entries};
     use proptest::prelude::*;
 
     fn round_trip(traits: &[(i64, TraitValue)]) -> Vec<(i64, i64, TraitValue)> {
@@ -184,12 +184,7 @@ mod tests {
 
     #[test]
     fn strings_are_left_out_and_numbers_kept_in_order() {
-        let traits = [
-            (9, TraitValue::Float(0.95)),
-            (4, TraitValue::String("compute-1".into())),
-            (12, TraitValue::Datetime(1_764_633_600_101_668)),
-            (7, TraitValue::Integer(512)),
-        ];
+        let traits = one_of_each();
         assert_eq!(
             round_trip(&traits),
             vec![

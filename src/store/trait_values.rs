@@ -6,6 +6,16 @@ use proptest::test_runner::TestCaseError;
 
 use crate::model::TraitValue;
 
+/// One trait of each type under unsorted name ids, for the formats' fixed-shape tests.
+pub fn one_of_each() -> [(i64, TraitValue); 4] {
+    [
+        (9, TraitValue::Float(0.95)),
+        (4, TraitValue::String("compute-1".into())),
+        (12, TraitValue::Datetime(1_764_633_600_101_668)),
+        (7, TraitValue::Integer(512)),
+    ]
+}
+
 /// Any value the store keeps: floats are finite (ingest refuses the others).
 pub fn any_stored_value() -> impl Strategy<Value = TraitValue> {
     prop_oneof![

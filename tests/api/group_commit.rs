@@ -204,12 +204,7 @@ async fn sqlite_checkpoints_wait_for_the_wal_to_fill() {
     let db = TestDb::new(Backend::Sqlite);
     // Idle never comes during the test: only a full WAL would call for a checkpoint.
     let writer = writer_with_idle(&db, 100_000, Duration::from_secs(600));
-    for n in 0..5 {
-        writer
-            .submit(batch(&format!("f{n}"), 100), None, None)
-            .await
-            .expect("stored");
-    }
+    store_batches(&writer, "f", 5).await;
     // Time for the thread to act, were it to checkpoint after each commit.
     actix_web::rt::time::sleep(Duration::from_millis(500)).await;
     let wal = wal_frames(&db);
@@ -223,12 +218,7 @@ async fn sqlite_checkpoints_wait_for_the_wal_to_fill() {
 async fn sqlite_checkpoints_an_idle_writers_wal() {
     let db = TestDb::new(Backend::Sqlite);
     let writer = writer_with_idle(&db, 100_000, Duration::from_millis(100));
-    for n in 0..5 {
-        writer
-            .submit(batch(&format!("i{n}"), 100), None, None)
-            .await
-            .expect("stored");
-    }
+    store_batches(&writer, "i", 5).await;
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut wal = wal_frames(&db);
     while wal.uncopied() > 0 && Instant::now() < deadline {
@@ -240,6 +230,16 @@ async fn sqlite_checkpoints_an_idle_writers_wal() {
     drop(writer);
     let mut conn = diesel::SqliteConnection::establish(sqlite_path(&db)).expect("open");
     assert_eq!(count_events(&mut conn), 500);
+}
+
+/// Stores `n` batches of 100 events one after another, message ids `{prefix}{i}-…`.
+async fn store_batches(writer: &IngestWriter, prefix: &str, n: usize) {
+    for i in 0..n {
+        writer
+            .submit(batch(&format!("{prefix}{i}"), 100), None, None)
+            .await
+            .expect("stored");
+    }
 }
 
 fn writer_with_idle(db: &TestDb, wal_restart_pages: u32, idle: Duration) -> IngestWriter {
