@@ -58,6 +58,15 @@ pub fn revert_all(conn: &mut AnyConnection) -> Result<(), BoxError> {
     }
 }
 
+/// Reverts the last applied migration and returns its version (used by tests that check what a
+/// migration does to rows stored before it).
+pub fn revert_last(conn: &mut AnyConnection) -> Result<String, BoxError> {
+    match conn {
+        AnyConnection::Sqlite(c) => c.revert_last_migration(SQLITE).map(|v| v.to_string()),
+        AnyConnection::Postgresql(c) => c.revert_last_migration(POSTGRES).map(|v| v.to_string()),
+    }
+}
+
 /// The migration names of each tree: (sqlite, postgres).
 pub fn names() -> Result<(Vec<String>, Vec<String>), BoxError> {
     let sqlite = MigrationSource::<Sqlite>::migrations(&SQLITE)?

@@ -413,14 +413,14 @@ fn push_filter(sql: &mut Sql, conn: &AnyConnection, f: &ResolvedFilter) {
 }
 
 /// The event's value of one trait (NULL when it lacks the trait, which never compares true), read
-/// from the row's copy of its traits where the backend keeps this type there, and probed in the
-/// trait table for rows stored before the copy existed (NULL) and for types it does not keep:
-/// the probes were nearly all of a many-match filter's work, and the scan reads the row anyway.
-/// - PostgreSQL: every type, from the `jsonb` document (`store::trait_doc`), with the trait
+/// from the row's copy of its traits where the backend keeps this type there: the probes of a
+/// trait table were nearly all of a many-match filter's work, and the scan reads the row anyway.
+/// - PostgreSQL: every type, from the `jsonb` document (`store::trait_doc`), which every row has
+///   (its trait tables have no key to probe: migration `unkeyed_trait_rows`), with the trait
 ///   table's comparison: numbers cast exactly, strings in the "C" collation of the value column.
 /// - SQLite: integers, floats and datetimes, from the `numbers` BLOB through a SQL function that
-///   returns the value with the trait table's SQL type (`store::trait_numbers`); strings are
-///   probed.
+///   returns the value with the trait table's SQL type (`store::trait_numbers`), and probed in the
+///   trait table's key for rows stored before the BLOB existed (NULL); strings are probed.
 fn push_trait_value(
     sql: &mut Sql,
     conn: &AnyConnection,
@@ -428,42 +428,37 @@ fn push_trait_value(
     name_id: i64,
     trait_type: TraitType,
 ) {
-    // (the copy's column, the lookup's SQL before its name-id bind, that bind, the SQL after)
-    let lookup = match conn {
-        AnyConnection::Sqlite(_) => trait_numbers::sql_function(trait_type).map(|function| {
-            let before = format!("{function}(e.numbers, ");
-            ("e.numbers", before, Bind::BigInt(name_id), ")".to_string())
-        }),
+    match conn {
         AnyConnection::Postgresql(_) => {
             let (get, cast) = match trait_type {
                 TraitType::String => ("->>", "TEXT) COLLATE \"C\""),
                 TraitType::Float => ("->", "FLOAT8)"),
                 TraitType::Integer | TraitType::Datetime => ("->", "BIGINT)"),
             };
-            let before = format!(
+            sql.push(&format!(
                 "CAST(e.traits -> '{}' {get} ",
                 trait_doc::type_key(trait_type)
-            );
-            let key = Bind::Text(name_id.to_string());
-            Some(("e.traits", before, key, format!(" AS {cast}")))
+            ))
+            .bind(Bind::Text(name_id.to_string()))
+            .push(&format!(" AS {cast}"));
         }
-    };
-    let Some((column, before, key, after)) = lookup else {
-        push_probe(sql, table, name_id);
-        return;
-    };
-    sql.push(&format!("(CASE WHEN {column} IS NULL THEN "));
-    push_probe(sql, table, name_id);
-    sql.push(&format!(" ELSE {before}"))
-        .bind(key)
-        .push(&format!("{after} END)"));
+        AnyConnection::Sqlite(_) => match trait_numbers::sql_function(trait_type) {
+            Some(function) => {
+                sql.push("(CASE WHEN e.numbers IS NULL THEN ");
+                push_probe(sql, table, name_id);
+                sql.push(&format!(" ELSE {function}(e.numbers, "))
+                    .bind_i64(name_id)
+                    .push(") END)");
+            }
+            None => push_probe(sql, table, name_id),
+        },
+    }
 }
 
 /// `(SELECT x.value FROM <table> x WHERE x.event_id = e.id AND x.name_id = ?)`: the event's
-/// value of one trait, by the trait table's primary key. A scalar subquery, not `EXISTS`: the
-/// key makes it one probe returning at most one value (NULL when the event lacks the trait).
-/// PostgreSQL plans `EXISTS` as a semi-join and searches join orders on every execution (its
-/// custom plans): 0.98 -> 0.72 ms per query-3 statement at 1M events.
+/// value of one trait, by the trait table's primary key (SQLite only: PostgreSQL's trait tables
+/// have none). A scalar subquery, not `EXISTS`: the key makes it one probe returning at most one
+/// value (NULL when the event lacks the trait).
 fn push_probe(sql: &mut Sql, table: &str, name_id: i64) {
     sql.push(&format!(
         "(SELECT x.value FROM {table} x WHERE x.event_id = e.id AND x.name_id = "

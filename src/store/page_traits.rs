@@ -1,30 +1,26 @@
 //! Reading the traits of a page of events: the one place where the read path differs by
 //! backend, because this is where a list request spends most of its database time.
 //!
-//! - PostgreSQL rows carry their traits as a document ([`trait_doc`]), so a page needs no
-//!   trait-table read at all; only rows stored before the `event_trait_documents` migration
-//!   (no document) are read from the trait tables, as below.
+//! - PostgreSQL rows carry their traits as a document ([`trait_doc`]), every row (the
+//!   `unkeyed_trait_rows` migration gave one to the rows stored before documents existed), so a
+//!   page needs no trait-table read at all.
 //! - SQLite rows carry their numeric traits ([`trait_numbers`]), so a page reads only its string
 //!   traits from a trait table: a JSON array of the ids, and a primary-key probe per id, in
 //!   process. Rows stored before the `sqlite_trait_numbers` migration are read from all four
 //!   tables.
-//! - PostgreSQL rows without a document: the ids as one array, the four tables in one
-//!   `UNION ALL` statement (each statement is a round trip and an executor start in a server
-//!   process that competes for the same cores).
 //!
 //! The page's event ids are bound as one value, not one placeholder each: diesel's work per
 //! bound value was about a tenth of a page's CPU, and SQLite turned a long `IN (…)` list into a
 //! temporary B-tree on every execution.
 
 use diesel::query_dsl::LoadQuery;
-use diesel::sql_types::{BigInt, Double, Integer, Nullable, Text};
+use diesel::sql_types::{BigInt, Double, Text};
 use diesel::RunQueryDsl;
 
 use super::ingest::trait_table;
 use super::rows::EventRow;
 use super::trait_doc;
 use super::trait_numbers;
-use crate::db::pg_array;
 use crate::db::sql::{Bind, Sql, TypedSql};
 use crate::db::AnyConnection;
 use crate::error::ApiError;
@@ -51,7 +47,15 @@ pub fn load(
     }
     match conn {
         AnyConnection::Sqlite(_) => load_sqlite(conn, &unread, &strings_unread, &mut traits)?,
-        AnyConnection::Postgresql(_) => load_postgres(conn, &unread, &mut traits)?,
+        // Every PostgreSQL row has its document (migration `unkeyed_trait_rows`), and its
+        // trait tables have no key to read one event's traits by.
+        AnyConnection::Postgresql(_) => {
+            if let Some(id) = unread.first() {
+                return Err(ApiError::internal(anyhow::anyhow!(
+                    "event {id} has no trait document"
+                )));
+            }
+        }
     }
     Ok(traits)
 }
@@ -123,61 +127,5 @@ where
         rows.into_iter()
             .map(|(event_id, name_id, value)| (event_id, name_id, wrap(value))),
     );
-    Ok(())
-}
-
-/// One row per trait: the type's code and the value in the column of its SQL type.
-type PgTraitRow = (i64, i64, i32, Option<String>, Option<i64>, Option<f64>);
-
-fn load_postgres(
-    conn: &mut AnyConnection,
-    ids: &[i64],
-    traits: &mut Vec<(i64, i64, TraitValue)>,
-) -> Result<(), ApiError> {
-    if ids.is_empty() {
-        return Ok(());
-    }
-    let list = pg_array::ints(ids.iter().copied());
-    let mut sql = Sql::new("");
-    for (i, t) in TraitType::ALL.into_iter().enumerate() {
-        if i > 0 {
-            sql.push(" UNION ALL ");
-        }
-        let columns = match t {
-            TraitType::String => "x.value, NULL::BIGINT, NULL::FLOAT8",
-            TraitType::Integer | TraitType::Datetime => "NULL::TEXT, x.value, NULL::FLOAT8",
-            TraitType::Float => "NULL::TEXT, NULL::BIGINT, x.value",
-        };
-        sql.push(&format!(
-            "SELECT x.event_id, x.name_id, {}, {columns} FROM {} x \
-             WHERE x.event_id = ANY(CAST(",
-            t.code(),
-            trait_table(t)
-        ))
-        .bind(Bind::Text(list.clone()))
-        .push(" AS BIGINT[]))");
-    }
-    let typed = sql.typed::<(
-        BigInt,
-        BigInt,
-        Integer,
-        Nullable<Text>,
-        Nullable<BigInt>,
-        Nullable<Double>,
-    )>();
-    for (event_id, name_id, code, text, integer, float) in typed.load::<PgTraitRow>(conn)? {
-        let value = match (TraitType::from_code(code as i16), text, integer, float) {
-            (Some(TraitType::String), Some(s), _, _) => TraitValue::String(s),
-            (Some(TraitType::Integer), _, Some(n), _) => TraitValue::Integer(n),
-            (Some(TraitType::Datetime), _, Some(n), _) => TraitValue::Datetime(n),
-            (Some(TraitType::Float), _, _, Some(f)) => TraitValue::Float(f),
-            _ => {
-                return Err(ApiError::internal(anyhow::anyhow!(
-                    "trait row of event {event_id} has type code {code} without its value"
-                )))
-            }
-        };
-        traits.push((event_id, name_id, value));
-    }
     Ok(())
 }

@@ -1,12 +1,18 @@
 //! Each event's row keeps a copy of its traits: all of them on PostgreSQL (`events.traits`, see
 //! `store::trait_doc`), the numeric ones on SQLite (`events.numbers`, `store::trait_numbers`).
-//! Pages and filters read the copy. Rows stored before that column existed have none, and their
-//! traits must still come from the trait tables: both kinds of row give the same page (also
-//! mixed in one page) and match the same filters.
+//! Pages and filters read the copy.
+//! - SQLite rows stored before that column existed have none, and their traits still come from
+//!   the trait tables: both kinds of row give the same page (also mixed in one page) and match
+//!   the same filters.
+//! - PostgreSQL rows stored before documents existed get one from the `unkeyed_trait_rows`
+//!   migration, equal to the one ingest writes, and its document filters match what SQLite's
+//!   trait tables match.
 
 use actix_web::test::TestRequest;
 use diesel::connection::SimpleConnection;
 use serde_json::json;
+
+use almanac::db::migrations;
 
 use crate::backend_tests;
 use crate::support::{bearer, count, event, s, t, token_app_with, Backend};
@@ -89,11 +95,41 @@ async fn rows_without_a_trait_copy_give_the_same_pages(backend: Backend) {
     );
     assert_eq!(without, 0);
 
-    // As if ev-0, ev-3 and ev-5 had been stored before the migration.
-    conn.batch_execute(&format!(
-        "UPDATE events SET {column} = NULL WHERE message_id IN ('ev-0', 'ev-3', 'ev-5')"
-    ))
-    .expect("clear three copies");
+    // As if ev-0, ev-3 and ev-5 had been stored before the copy existed.
+    let old_rows = "UPDATE events SET {column} = NULL WHERE message_id IN ('ev-0', 'ev-3', 'ev-5')"
+        .replace("{column}", column);
+    match backend {
+        // Their traits are read from the trait tables.
+        Backend::Sqlite => conn.batch_execute(&old_rows).expect("clear three copies"),
+        // Without its last migration the column takes NULL and the trait tables have their keys;
+        // the migration, applied again, gives those rows the documents ingest gave them.
+        Backend::Postgres => {
+            let reverted = migrations::revert_last(&mut conn).expect("revert");
+            assert_eq!(
+                reverted, "20261207000008",
+                "the last migration is unkeyed_trait_rows"
+            );
+            conn.batch_execute(&format!(
+                "CREATE TEMPORARY TABLE written AS SELECT id, traits FROM events; {old_rows}"
+            ))
+            .expect("clear three copies");
+            assert_eq!(
+                count(
+                    &mut conn,
+                    "SELECT COUNT(*) AS n FROM events WHERE traits IS NULL"
+                ),
+                3
+            );
+            migrations::run_pending(&mut conn).expect("migrate again");
+            let differ = count(
+                &mut conn,
+                "SELECT COUNT(*) AS n FROM events e JOIN written w USING (id) \
+                 WHERE e.traits IS DISTINCT FROM w.traits",
+            );
+            assert_eq!(differ, 0, "the migration wrote the documents ingest writes");
+            assert_eq!(count(&mut conn, "SELECT COUNT(*) AS n FROM written"), 6);
+        }
+    }
     let after = (page(ALL).await, page(one).await, page(filtered).await);
     assert_eq!(
         String::from_utf8_lossy(&after.0),
@@ -133,11 +169,39 @@ async fn rows_without_a_trait_copy_give_the_same_pages(backend: Backend) {
     }
 }
 
-/// Filters read a trait's value from the row's copy, and probe the trait table only for rows
-/// without one: every comparison must give the same events either way, for each type and
-/// operator, at the edges of each type (the extreme integers, floats that `jsonb` writes in
-/// another notation, strings that sort differently outside the "C" collation).
+/// Filters read a trait's value from the row's copy. On SQLite, rows without one are probed in the
+/// trait tables; PostgreSQL's rows all have one. Every comparison must give the same events either
+/// way, for each type and operator, at the edges of each type (the extreme integers, floats that
+/// `jsonb` writes in another notation, strings that sort differently outside the "C" collation):
+/// SQLite's answers from its copies against its answers from the trait tables, and PostgreSQL's
+/// answers from its documents against SQLite's from the trait tables.
 async fn filters_match_the_same_events_with_and_without_copies(backend: Backend) {
+    let with_copies = filter_answers(backend, false).await;
+    // The answers are not all alike: the comparisons select different events.
+    let distinct: std::collections::BTreeSet<_> =
+        with_copies.iter().map(|(_, ids)| ids.clone()).collect();
+    assert!(
+        distinct.len() > 40,
+        "only {} distinct answers",
+        distinct.len()
+    );
+    assert!(with_copies.iter().any(|(_, ids)| ids.is_empty()));
+    assert!(with_copies.iter().any(|(_, ids)| ids.len() == 24 - 5));
+
+    let from_tables = filter_answers(Backend::Sqlite, true).await;
+    assert_eq!(with_copies.len(), from_tables.len());
+    for ((uri, a), (_, b)) in with_copies.iter().zip(&from_tables) {
+        assert_eq!(
+            a, b,
+            "{uri}: {backend:?} from the copies, then SQLite from the trait tables"
+        );
+    }
+}
+
+/// The events each query of the filter mix returns on a new store of `backend` holding the same
+/// 24 events, read from the rows' copies, or, with `from_tables` (SQLite only), from the trait
+/// tables.
+async fn filter_answers(backend: Backend, from_tables: bool) -> Vec<(String, Vec<String>)> {
     let column = copy_column(backend);
     let mut config = almanac::config::Config::default();
     config.audit.ingest = false;
@@ -239,28 +303,20 @@ async fn filters_match_the_same_events_with_and_without_copies(backend: Backend)
             pages
         }
     };
-    let with_copies = run(&queries).await;
-    // The answers are not all alike: the comparisons select different events.
-    let distinct: std::collections::BTreeSet<_> =
-        with_copies.iter().map(|(_, ids)| ids.clone()).collect();
-    assert!(
-        distinct.len() > 40,
-        "only {} distinct answers",
-        distinct.len()
-    );
-    assert!(with_copies.iter().any(|(_, ids)| ids.is_empty()));
-    assert!(with_copies.iter().any(|(_, ids)| ids.len() == 24 - 5));
-
     let mut conn = app.db.get().expect("a connection");
     let without = count(
         &mut conn,
         &format!("SELECT COUNT(*) AS n FROM events WHERE {column} IS NULL"),
     );
     assert_eq!(without, 0, "every row stored has its copy");
-    conn.batch_execute(&format!("UPDATE events SET {column} = NULL"))
-        .expect("clear the copies");
-    let from_tables = run(&queries).await;
-    for ((uri, a), (_, b)) in with_copies.iter().zip(&from_tables) {
-        assert_eq!(a, b, "{uri}: from the copies, then from the trait tables");
+    if from_tables {
+        assert_eq!(
+            backend,
+            Backend::Sqlite,
+            "PostgreSQL rows always have their copy"
+        );
+        conn.batch_execute(&format!("UPDATE events SET {column} = NULL"))
+            .expect("clear the copies");
     }
+    run(&queries).await
 }
