@@ -5,7 +5,6 @@
 
 mod connection;
 pub mod migrations;
-pub mod pg_array;
 mod runner;
 pub mod schema;
 pub mod sql;

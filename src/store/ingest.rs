@@ -3,6 +3,7 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use diesel::connection::Connection;
+use diesel::prelude::ExecuteCopyFromDsl;
 use diesel::RunQueryDsl;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -13,7 +14,7 @@ use super::rows::{Count, IdMessage};
 use super::trait_doc;
 use super::trait_numbers;
 use super::write_transaction;
-use crate::db::pg_array;
+use crate::db::schema;
 use crate::db::sql::{Bind, Sql};
 use crate::db::AnyConnection;
 use crate::error::ApiError;
@@ -403,7 +404,7 @@ fn insert_traits(
         rows.sort_by_key(|(event_id, name_id, _)| (*event_id, *name_id));
         match conn {
             AnyConnection::Sqlite(_) => insert_trait_rows(conn, trait_type, &rows)?,
-            AnyConnection::Postgresql(_) => insert_trait_arrays(conn, trait_type, &rows)?,
+            AnyConnection::Postgresql(_) => copy_trait_rows(conn, trait_type, &rows)?,
         }
     }
     Ok(())
@@ -451,57 +452,79 @@ fn insert_in_chunks<T, const N: usize>(
     Ok(())
 }
 
-/// PostgreSQL: all the rows in one statement, each column bound as one array and unnested; one
-/// statement text per trait type, so it stays prepared. With multi-row `VALUES`, PostgreSQL
-/// parsed and planned a statement of up to 9,000 parameters for every partial chunk (each row
-/// count is another statement text, so they were not kept prepared) and set up an expression
-/// per value on every execution: 1M-event ingest 13,750 and 15,025 → 15,755 and 16,643 events/s
-/// (alternating runs, docs/PERFORMANCE.md).
-fn insert_trait_arrays(
+/// PostgreSQL: all the rows of one type in one `COPY … FROM STDIN (FORMAT binary)`. COPY
+/// writes the rows into the heap a page at a time (one WAL record a page, not one a row), and the
+/// binary format spares the server parsing text; before, the rows were one `INSERT … SELECT *
+/// FROM UNNEST(…)` of three array literals (docs/PERFORMANCE.md, session 12).
+fn copy_trait_rows(
     conn: &mut AnyConnection,
     trait_type: TraitType,
     rows: &[(i64, i64, &TraitValue)],
 ) -> Result<(), ApiError> {
-    let values = rows.iter().map(|(_, _, value)| *value);
-    // Every row is of `trait_type` (see `insert_traits`).
-    let (values, element) = match trait_type {
-        TraitType::String => (
-            pg_array::texts(values.filter_map(|v| match v {
-                TraitValue::String(s) => Some(s.as_str()),
-                _ => None,
-            })),
-            "TEXT",
-        ),
-        TraitType::Integer | TraitType::Datetime => (
-            pg_array::ints(values.filter_map(|v| match v {
-                TraitValue::Integer(i) | TraitValue::Datetime(i) => Some(*i),
-                _ => None,
-            })),
-            "BIGINT",
-        ),
-        TraitType::Float => (
-            pg_array::floats(values.filter_map(|v| match v {
-                TraitValue::Float(f) => Some(*f),
-                _ => None,
-            })),
-            "FLOAT8",
-        ),
+    let AnyConnection::Postgresql(pg) = conn else {
+        return Err(ApiError::internal(anyhow::anyhow!("COPY is PostgreSQL's")));
     };
-    // Were a value of another type ever passed in, the value array would be shorter than the
-    // others, and UNNEST would pad it with NULLs, which the NOT NULL column refuses: an error,
+    // Every row is of `trait_type` (see `insert_traits`); a value of another type is an error,
     // never a misplaced value.
-    let mut sql = Sql::new(&format!(
-        "INSERT INTO {} (event_id, name_id, value) SELECT * FROM UNNEST(CAST(",
-        trait_table(trait_type)
-    ));
-    sql.bind(Bind::Text(pg_array::ints(rows.iter().map(|r| r.0))))
-        .push(" AS BIGINT[]), CAST(")
-        .bind(Bind::Text(pg_array::ints(rows.iter().map(|r| r.1))))
-        .push(" AS BIGINT[]), CAST(")
-        .bind(Bind::Text(values))
-        .push(&format!(" AS {element}[]))"));
-    sql.execute(conn)?;
+    macro_rules! copy {
+        ($table:ident, $row:ident, $value:pat => $column:expr) => {{
+            let rows = rows
+                .iter()
+                .map(|&(event_id, name_id, value)| match value {
+                    $value => Ok($row {
+                        event_id,
+                        name_id,
+                        value: $column,
+                    }),
+                    _ => Err(ApiError::internal(anyhow::anyhow!(
+                        "a trait row of another type"
+                    ))),
+                })
+                .collect::<Result<Vec<_>, ApiError>>()?;
+            let copy = diesel::copy_from(schema::$table::table).from_insertable(&rows);
+            ExecuteCopyFromDsl::execute(copy, pg)?;
+        }};
+    }
+    match trait_type {
+        TraitType::String => copy!(traits_string, StringRow, TraitValue::String(s) => s.as_str()),
+        TraitType::Integer => copy!(traits_integer, IntegerRow, TraitValue::Integer(n) => *n),
+        TraitType::Float => copy!(traits_float, FloatRow, TraitValue::Float(f) => *f),
+        TraitType::Datetime => copy!(traits_datetime, DatetimeRow, TraitValue::Datetime(n) => *n),
+    }
     Ok(())
+}
+
+/// The trait rows as `COPY` writes them, one struct per table.
+#[derive(diesel::Insertable)]
+#[diesel(table_name = schema::traits_string, treat_none_as_default_value = false)]
+struct StringRow<'a> {
+    event_id: i64,
+    name_id: i64,
+    value: &'a str,
+}
+
+#[derive(diesel::Insertable)]
+#[diesel(table_name = schema::traits_integer, treat_none_as_default_value = false)]
+struct IntegerRow {
+    event_id: i64,
+    name_id: i64,
+    value: i64,
+}
+
+#[derive(diesel::Insertable)]
+#[diesel(table_name = schema::traits_float, treat_none_as_default_value = false)]
+struct FloatRow {
+    event_id: i64,
+    name_id: i64,
+    value: f64,
+}
+
+#[derive(diesel::Insertable)]
+#[diesel(table_name = schema::traits_datetime, treat_none_as_default_value = false)]
+struct DatetimeRow {
+    event_id: i64,
+    name_id: i64,
+    value: i64,
 }
 
 /// Remembers which (name, type) pairs each event type has, for `/v2/event_types/{t}/traits`.

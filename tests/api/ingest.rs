@@ -1147,8 +1147,9 @@ async fn over_long_string_is_rejected(backend: Backend) {
     );
 }
 
-/// String values that mean something in PostgreSQL's array literals (where its trait rows are
-/// bound) or in JSON: stored as sent, and matched by equality.
+/// String values that mean something in PostgreSQL's array literals (where its trait rows were
+/// bound until its ingest wrote them with `COPY`), in `COPY`'s text format, or in JSON: stored as
+/// sent, and matched by equality.
 async fn awkward_strings_round_trip_and_match(backend: Backend) {
     let app = app(backend).await;
     let values = [
