@@ -21,8 +21,8 @@ use crate::error::ApiError;
 use crate::model::{is_tenancy_trait, NewEvent, TraitType, TraitValue};
 
 /// Events per INSERT (7 binds each) and, on SQLite, trait rows per INSERT (3 binds each): well
-/// under SQLite's 32,766 and PostgreSQL's 65,535 bind parameters. (PostgreSQL inserts a batch's
-/// traits of one type in one statement, as arrays.)
+/// under SQLite's 32,766 and PostgreSQL's 65,535 bind parameters. (PostgreSQL writes a group's
+/// traits of one type with one `COPY`, which binds nothing.)
 const EVENT_CHUNK: usize = 1_000;
 const TRAIT_CHUNK: usize = 3_000;
 
