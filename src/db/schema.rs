@@ -2,8 +2,10 @@
 //! backend). Instants are BIGINT microseconds since the Unix epoch, UTC.
 //!
 //! The string traits `project_id` and `user_id` are stored only in `events`, as ids of their
-//! values in `tenants` (they drive tenant scoping there); every other trait lives in the table of its type, keyed by (event, name) and
-//! indexed by (name, value, event) so that a trait filter is an index lookup.
+//! values in `tenants` (they drive tenant scoping there); every other trait lives in the table of
+//! its type, indexed by (name, value, event) so that a trait filter is an index lookup. The
+//! (event, name) key declared for those tables is SQLite's; PostgreSQL's have no key (migration
+//! `unkeyed_trait_rows`), and diesel only needs one declared.
 
 diesel::table! {
     event_types (id) {
