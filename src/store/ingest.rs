@@ -398,9 +398,11 @@ fn insert_traits(
         if rows.is_empty() {
             continue;
         }
-        // In primary-key order: each insert into the (event, name) key is an append, which SQLite
-        // makes without a descent from the root; the (name, value) index's inserts are scattered
-        // by value whatever the order (docs/PERFORMANCE.md, session 7).
+        // In (event, name) order. On SQLite that is the primary key's: each insert into it is an
+        // append, which SQLite makes without a descent from the root; the (name, value) index's
+        // inserts are scattered by value whatever the order (docs/PERFORMANCE.md, session 7). On
+        // PostgreSQL, whose trait tables have no key, it keeps each heap in event-id order, which
+        // their BRIN index on event_id relies on.
         rows.sort_by_key(|(event_id, name_id, _)| (*event_id, *name_id));
         match conn {
             AnyConnection::Sqlite(_) => insert_trait_rows(conn, trait_type, &rows)?,

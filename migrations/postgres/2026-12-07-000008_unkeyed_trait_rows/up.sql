@@ -6,8 +6,9 @@
 -- rows are written in event-id order.
 --
 -- Why: a key entry (event_id, name_id, value) per trait row was a third of the index entries that
--- ingest writes. Measured at 1M events (docs/PERFORMANCE.md, session 12): ingest 10,612-10,974
--- -> ~13,300 events/s with the keys dropped; PostgreSQL's CPU is the bound of ingest there.
+-- ingest writes. Measured at 1M events in alternating runs (docs/PERFORMANCE.md, session 12):
+-- ingest 11,255-11,965 -> 12,198-13,163 events/s, PostgreSQL's CPU 117-121 -> 103-114 us/event
+-- (it is the bound of ingest there), storage 2,334 -> 1,889 bytes/event.
 --
 -- Rows stored before the `keyed_trait_documents` migration have no document: they get one here,
 -- built from their trait rows in the shape ingest writes, so that no read needs the keys; the
