@@ -383,18 +383,24 @@ fn insert_traits(
     stored: &[Vec<(i64, &TraitValue)>],
     ids: &HashMap<String, i64>,
 ) -> Result<(), ApiError> {
-    for trait_type in TraitType::ALL {
-        let mut rows: Vec<(i64, i64, &TraitValue)> = Vec::new();
-        for (event, traits) in events.iter().zip(stored) {
-            let Some(&event_id) = ids.get(&event.message_id) else {
-                continue; // a duplicate: not stored
-            };
-            for &(name_id, value) in traits {
-                if value.trait_type() == trait_type {
-                    rows.push((event_id, name_id, value));
-                }
-            }
+    // One pass over the events, each event's id looked up once, its rows put with their type's.
+    let mut by_type: [Vec<(i64, i64, &TraitValue)>; TraitType::ALL.len()] = Default::default();
+    for (event, traits) in events.iter().zip(stored) {
+        let Some(&event_id) = ids.get(&event.message_id) else {
+            continue; // a duplicate: not stored
+        };
+        for &(name_id, value) in traits {
+            let trait_type = value.trait_type();
+            let i = TraitType::ALL
+                .iter()
+                .position(|t| t.code() == trait_type.code())
+                .ok_or_else(|| {
+                    ApiError::internal(anyhow::anyhow!("{trait_type:?} is not in TraitType::ALL"))
+                })?;
+            by_type[i].push((event_id, name_id, value));
         }
+    }
+    for (trait_type, mut rows) in TraitType::ALL.into_iter().zip(by_type) {
         if rows.is_empty() {
             continue;
         }
