@@ -11,6 +11,7 @@ use utoipa::ToSchema;
 use super::audit::{self, AuditEntry};
 use super::names::{self, NameTable};
 use super::rows::{Count, IdMessage};
+use super::sqlite_inserts;
 use super::trait_doc;
 use super::trait_numbers;
 use super::write_transaction;
@@ -20,9 +21,9 @@ use crate::db::AnyConnection;
 use crate::error::ApiError;
 use crate::model::{is_tenancy_trait, NewEvent, TraitType, TraitValue};
 
-/// Events per INSERT (7 binds each) and, on SQLite, trait rows per INSERT (3 binds each): well
-/// under SQLite's 32,766 and PostgreSQL's 65,535 bind parameters. (PostgreSQL writes a group's
-/// traits of one type with one `COPY`, which binds nothing.)
+/// PostgreSQL: events per INSERT (7 binds each), and (event type, name, type) rows per statement
+/// (3 binds each): well under its 65,535 bind parameters. (It writes a group's traits of one type
+/// with one `COPY`, which binds nothing; SQLite's inserts are `store::sqlite_inserts`.)
 const EVENT_CHUNK: usize = 1_000;
 const TRAIT_CHUNK: usize = 3_000;
 
@@ -101,7 +102,7 @@ pub fn insert_batches(conn: &mut AnyConnection, batches: &[BatchWrite<'_>]) -> G
 /// The group's transaction has no savepoint per batch. On SQLite a savepoint copies every page
 /// it changes first into an in-memory journal, so that it can be undone; with a savepoint per
 /// batch that was a second copy of every index page a group dirties, and the statement journals
-/// of multi-row inserts a third (see `insert_into`): together they cost a fifth of 1M-event
+/// of multi-row inserts a third (see `store::sqlite_inserts`): together they cost a fifth of 1M-event
 /// ingest (docs/PERFORMANCE.md). Batches are validated before they get here, so a batch that
 /// fails in the database is rare; when the group's transaction fails, it is rolled back whole and
 /// each batch taken so far is stored again in a transaction of its own, so that a batch that
@@ -164,23 +165,6 @@ fn store_batch(
         audit::record(conn, &[audit::with_outcome(entry, &outcome)])?;
     }
     Ok(outcome)
-}
-
-/// The start of an `INSERT` of many rows at once (`INSERT OR FAIL INTO` on SQLite).
-///
-/// SQLite makes a multi-row `INSERT` that could stop half-way (a constraint whose conflict
-/// action is the default `ABORT`, or an immediate foreign key) undoable on its own: before it
-/// changes a page the first time, it copies the page into a statement journal. At ingest that is
-/// every index page a batch touches. With `OR FAIL` a failed constraint stops the statement and
-/// keeps its earlier rows, so no journal is needed; every caller runs inside a transaction that
-/// is rolled back whole when a statement fails, so those rows never outlive the error. (The
-/// ingest writer's connection also leaves foreign keys unchecked, the other reason for a
-/// statement journal: see `store::writer`.) PostgreSQL has no such cost and no such syntax.
-fn insert_into(conn: &AnyConnection) -> &'static str {
-    match conn {
-        AnyConnection::Sqlite(_) => "INSERT OR FAIL INTO",
-        AnyConnection::Postgresql(_) => "INSERT INTO",
-    }
 }
 
 /// PostgreSQL: interns every name the group uses (event types, trait names, tenancy values, of
@@ -305,40 +289,73 @@ fn store_events(
         value.map(|v| id_of(&tenant_ids, v)).transpose()
     };
 
-    let mut ids = HashMap::with_capacity(events.len());
-    // Rows also carry a copy of their traits, for pages and filters: every trait in a `jsonb`
-    // document on PostgreSQL (`trait_doc`), the numeric ones in a BLOB on SQLite
-    // (`trait_numbers`).
-    type Copy = fn(&[(i64, &TraitValue)]) -> Bind;
-    let (copy_column, copy): (&str, Copy) = match conn {
-        AnyConnection::Postgresql(_) => ("traits", |t| {
-            Bind::Jsonb(trait_doc::encode(t.iter().copied()))
-        }),
-        AnyConnection::Sqlite(_) => ("numbers", |t| {
-            Bind::Blob(trait_numbers::encode(t.iter().copied()))
-        }),
-    };
-    let columns =
-        format!("message_id, event_type_id, generated, project_ref, user_ref, raw, {copy_column}");
     // Each event's stored traits by name id, for its copy and its trait rows.
     let stored = events
         .iter()
         .map(|e| stored_traits(e, &name_ids))
         .collect::<Result<Vec<_>, ApiError>>()?;
+    let inserted = match conn {
+        AnyConnection::Sqlite(sqlite) => {
+            let rows = events
+                .iter()
+                .zip(&stored)
+                .map(|(e, traits)| {
+                    Ok(sqlite_inserts::EventRow {
+                        message_id: &e.message_id,
+                        event_type_id: id_of(&type_ids, &e.event_type)?,
+                        generated: e.generated,
+                        project_ref: tenant_ref(e.string_trait("project_id"))?,
+                        user_ref: tenant_ref(e.string_trait("user_id"))?,
+                        raw: e.raw.get(),
+                        numbers: trait_numbers::encode(traits.iter().copied()),
+                    })
+                })
+                .collect::<Result<Vec<_>, ApiError>>()?;
+            sqlite_inserts::insert_events(sqlite, &rows)?
+        }
+        AnyConnection::Postgresql(_) => {
+            insert_events_postgres(conn, events, &stored, &type_ids, tenant_ref)?
+        }
+    };
+    let mut ids = HashMap::with_capacity(inserted.len());
+    ids.extend(
+        inserted
+            .into_iter()
+            .map(|(id, message_id)| (message_id, id)),
+    );
+
+    insert_traits(conn, events, &stored, &ids)?;
+    record_event_type_traits(conn, events, &ids, &type_ids, &name_ids)?;
+    Ok(ids)
+}
+
+/// PostgreSQL: multi-row `VALUES` of [`EVENT_CHUNK`] events, each row with its `jsonb` trait
+/// document (`trait_doc`); returns (id, message id) of each event inserted.
+fn insert_events_postgres(
+    conn: &mut AnyConnection,
+    events: &[&NewEvent],
+    stored: &[Vec<(i64, &TraitValue)>],
+    type_ids: &HashMap<String, i64>,
+    tenant_ref: impl Fn(Option<&str>) -> Result<Option<i64>, ApiError>,
+) -> Result<Vec<(i64, String)>, ApiError> {
+    let mut inserted = Vec::with_capacity(events.len());
     for (chunk, chunk_traits) in events.chunks(EVENT_CHUNK).zip(stored.chunks(EVENT_CHUNK)) {
-        let mut sql = Sql::new(&format!("{} events ({columns}) VALUES ", insert_into(conn)));
+        let mut sql = Sql::new(
+            "INSERT INTO events \
+             (message_id, event_type_id, generated, project_ref, user_ref, raw, traits) VALUES ",
+        );
         let rows = chunk
             .iter()
             .zip(chunk_traits)
             .map(|(e, traits)| {
                 Ok([
                     Bind::Text(e.message_id.clone()),
-                    Bind::BigInt(id_of(&type_ids, &e.event_type)?),
+                    Bind::BigInt(id_of(type_ids, &e.event_type)?),
                     Bind::BigInt(e.generated),
                     Bind::NullableBigInt(tenant_ref(e.string_trait("project_id"))?),
                     Bind::NullableBigInt(tenant_ref(e.string_trait("user_id"))?),
                     Bind::Text(e.raw.get().to_string()),
-                    copy(traits),
+                    Bind::Jsonb(trait_doc::encode(traits.iter().copied())),
                 ])
             })
             .collect::<Result<Vec<_>, ApiError>>()?;
@@ -347,14 +364,13 @@ fn store_events(
         if chunk.len() < EVENT_CHUNK {
             sql.uncached();
         }
-        for row in sql.load::<IdMessage>(conn)? {
-            ids.insert(row.message_id, row.id);
-        }
+        inserted.extend(
+            sql.load::<IdMessage>(conn)?
+                .into_iter()
+                .map(|row| (row.id, row.message_id)),
+        );
     }
-
-    insert_traits(conn, events, &stored, &ids)?;
-    record_event_type_traits(conn, events, &ids, &type_ids, &name_ids)?;
-    Ok(ids)
+    Ok(inserted)
 }
 
 /// The event's traits as stored in the trait tables (all but the tenancy traits), by name id.
@@ -411,31 +427,13 @@ fn insert_traits(
         // their BRIN index on event_id relies on.
         rows.sort_by_key(|(event_id, name_id, _)| (*event_id, *name_id));
         match conn {
-            AnyConnection::Sqlite(_) => insert_trait_rows(conn, trait_type, &rows)?,
+            AnyConnection::Sqlite(sqlite) => {
+                sqlite_inserts::insert_traits(sqlite, trait_type, &rows)?
+            }
             AnyConnection::Postgresql(_) => copy_trait_rows(conn, trait_type, &rows)?,
         }
     }
     Ok(())
-}
-
-/// SQLite: multi-row `VALUES`, in chunks under its bind limit.
-fn insert_trait_rows(
-    conn: &mut AnyConnection,
-    trait_type: TraitType,
-    rows: &[(i64, i64, &TraitValue)],
-) -> Result<(), ApiError> {
-    let head = format!(
-        "{} {} (event_id, name_id, value) VALUES ",
-        insert_into(conn),
-        trait_table(trait_type)
-    );
-    insert_in_chunks(conn, &head, "", rows, |(event_id, name_id, value)| {
-        [
-            Bind::BigInt(*event_id),
-            Bind::BigInt(*name_id),
-            bind_value(value),
-        ]
-    })
 }
 
 /// Executes `head (…), (…), … tail`, [`TRAIT_CHUNK`] rows a statement. Full chunks share one
@@ -605,11 +603,16 @@ fn insert_type_trait_pairs(
     conn: &mut AnyConnection,
     pairs: &[(i64, i64, i16)],
 ) -> Result<(), ApiError> {
-    let head = format!(
-        "{} event_type_traits (event_type_id, name_id, dtype) VALUES ",
-        insert_into(conn)
-    );
-    insert_in_chunks(conn, &head, " ON CONFLICT DO NOTHING", pairs, pair_row)
+    match conn {
+        AnyConnection::Sqlite(sqlite) => sqlite_inserts::insert_type_traits(sqlite, pairs),
+        AnyConnection::Postgresql(_) => insert_in_chunks(
+            conn,
+            "INSERT INTO event_type_traits (event_type_id, name_id, dtype) VALUES ",
+            " ON CONFLICT DO NOTHING",
+            pairs,
+            pair_row,
+        ),
+    }
 }
 
 /// The table holding traits of this type.

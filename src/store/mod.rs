@@ -11,6 +11,7 @@ mod names;
 mod page_traits;
 pub mod plan_cache;
 mod rows;
+mod sqlite_inserts;
 pub mod tokens;
 mod trait_doc;
 mod trait_numbers;

@@ -423,7 +423,7 @@ fn store_group(
 /// An immediate foreign-key check in a multi-row `INSERT` makes SQLite keep a statement journal,
 /// a copy of every page the statement changes first, so that it can undo the statement alone if
 /// a row fails the check; at ingest that copied every index page a batch touched (see
-/// `insert_into` in `store::ingest`). The writer writes no reference it has not just read or
+/// `store::sqlite_inserts`). The writer writes no reference it has not just read or
 /// created itself in the same transaction: event type, trait name and tenant ids interned there,
 /// event ids returned by the insert of the events. SQLite has one writer at a time, so nothing
 /// can delete a referenced row in between. Every other connection checks them, and the tests run

@@ -526,25 +526,41 @@ async fn duplicates_across_batches_first_wins(backend: Backend) {
 }
 
 /// 2,500 events in 600 types, each with its own two trait names and four traits: past the store's
-/// chunk sizes for events (1,000 per INSERT), trait rows (3,000), names (500) and type-trait pairs.
+/// chunk sizes for events (1,000 per INSERT on PostgreSQL), names (500) and type-trait pairs, and
+/// on SQLite through statements of 2,048, 256, 128, 64 and 4 rows (`store::sqlite_inserts`); then
+/// 2,047 more, which SQLite stores as one statement of each other size (1,024 down to 1 rows).
+/// Every event is read back whole, so a row bound to the wrong event, name or value fails.
 async fn large_batch_crosses_every_chunk_boundary(backend: Backend) {
     let app = app(backend).await;
     let n = 2500;
-    let events: Vec<Value> = (0..n)
-        .map(|i| {
-            event(
-                &format!("m{i:05}"),
-                &format!("type.{:03}", i % 600),
-                &format!("2014-01-01T00:00:00.{i:06}"),
-                json!([
-                    s(&format!("s{i}"), &format!("v{i}")),
-                    t(&format!("n{i}"), "integer", &i.to_string()),
-                    t("shared", "float", &format!("{i}.5")),
-                    s("project_id", &format!("p{}", i % 7)),
-                ]),
-            )
+    let sent = |i: usize| {
+        event(
+            &format!("m{i:05}"),
+            &format!("type.{:03}", i % 600),
+            &format!("2014-01-01T00:00:00.{i:06}"),
+            json!([
+                s(&format!("s{i}"), &format!("v{i}")),
+                t(&format!("n{i}"), "integer", &i.to_string()),
+                t("shared", "float", &format!("{i}.5")),
+                s("project_id", &format!("p{}", i % 7)),
+            ]),
+        )
+    };
+    let read_back = |i: usize| {
+        json!({
+            "message_id": format!("m{i:05}"),
+            "event_type": format!("type.{:03}", i % 600),
+            "traits": [
+                tr(&format!("n{i}"), &i.to_string(), "integer"),
+                tr("project_id", &format!("p{}", i % 7), "string"),
+                tr(&format!("s{i}"), &format!("v{i}"), "string"),
+                tr("shared", &format!("{i}.5"), "float"),
+            ],
+            "generated": format!("2014-01-01T00:00:00.{i:06}").trim_end_matches(".000000"),
+            "raw": {},
         })
-        .collect();
+    };
+    let events: Vec<Value> = (0..n).map(sent).collect();
     let res = app.post_events(Value::Array(events.clone())).await;
     assert_eq!(res.status, 201, "{}", text(&res));
     let body = res.json();
@@ -561,21 +577,9 @@ async fn large_batch_crosses_every_chunk_boundary(backend: Backend) {
         .enumerate()
         .all(|(i, id)| *id == format!("m{i:05}")));
     for i in [0, 999, 1000, 1001, 2499] {
-        let e = stored(&app, &format!("m{i:05}")).await;
         assert_eq!(
-            e,
-            json!({
-                "message_id": format!("m{i:05}"),
-                "event_type": format!("type.{:03}", i % 600),
-                "traits": [
-                    tr(&format!("n{i}"), &i.to_string(), "integer"),
-                    tr("project_id", &format!("p{}", i % 7), "string"),
-                    tr(&format!("s{i}"), &format!("v{i}"), "string"),
-                    tr("shared", &format!("{i}.5"), "float"),
-                ],
-                "generated": format!("2014-01-01T00:00:00.{i:06}").trim_end_matches(".000000"),
-                "raw": {},
-            }),
+            stored(&app, &format!("m{i:05}")).await,
+            read_back(i),
             "m{i:05}"
         );
     }
@@ -607,6 +611,20 @@ async fn large_batch_crosses_every_chunk_boundary(backend: Backend) {
     assert_eq!(body["stored"], 0);
     assert_eq!(body["duplicates"].as_array().unwrap().len(), n);
     assert_eq!(all_ids(&app).await.len(), n);
+
+    // 2,047 more, then every event, whole.
+    let more = 2047;
+    let res = app
+        .post_events(Value::Array((n..n + more).map(sent).collect()))
+        .await;
+    assert_eq!(res.status, 201, "{}", text(&res));
+    assert_eq!(res.json()["stored"], more);
+    let mut all = all_events(&app).await.as_array().unwrap().clone();
+    all.sort_by_key(|e| e["message_id"].as_str().unwrap().to_string());
+    assert_eq!(all.len(), n + more);
+    for (i, e) in all.iter().enumerate() {
+        assert_eq!(*e, read_back(i), "m{i:05}");
+    }
 }
 
 // ------------------------------------------------------------------------------------------------
