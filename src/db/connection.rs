@@ -159,6 +159,10 @@ impl ManageConnection for Manager {
     fn connect(&self) -> Result<AnyConnection, Self::Error> {
         match &self.url {
             DatabaseUrl::Sqlite(path) => {
+                // Before the first connection opens: WAL writes gathered (`db::wal_buffer`).
+                super::wal_buffer::register().map_err(|e| {
+                    diesel::r2d2::Error::ConnectionError(diesel::ConnectionError::BadConnection(e))
+                })?;
                 let mut conn = SqliteConnection::establish(path)
                     .map_err(diesel::r2d2::Error::ConnectionError)?;
                 conn.batch_execute(&self.sqlite_setup)

@@ -8,6 +8,7 @@ pub mod migrations;
 mod runner;
 pub mod schema;
 pub mod sql;
+mod wal_buffer;
 
 pub use connection::{redact, AnyConnection, Backend, DatabaseUrl, MultiBackend};
 
