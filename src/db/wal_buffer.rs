@@ -22,7 +22,10 @@
 //! - A failed write-out is returned as the error of the call that made it, which fails the
 //!   transaction as a failed write would have; nothing in the buffer was published.
 //!
-//! A crash loses only buffered bytes, which no commit had published: the state a crash in the
+//! Frames of a transaction that spilled them (one larger than the page cache) and then rolled
+//! back can stay in the buffer until the connection's next write, which writes them out first:
+//! past the WAL's last commit, where nothing reads them, as it would have been without the
+//! buffer. A crash loses only buffered bytes, which no commit had published: the state a crash in the
 //! middle of SQLite's own frame writes leaves, which recovery already handles. Files other than
 //! WAL files (the database, its shared-memory index, journals) are the default VFS's own, opened
 //! as they would be without this module.
