@@ -30,12 +30,20 @@
 //!   its close write the buffer out first; so does any write that does not continue the buffer,
 //!   so bytes reach the file in the order SQLite wrote them.
 //!
+//! - A write-out that fails where SQLite fails only the statement (a read, a size query) would
+//!   leave the transaction able to commit without those frames: after a failed write-out every
+//!   write fails until the write lock is released.
+//! - Writes are gathered only while the WAL index is in shared memory, where SQLite calls the
+//!   barrier and the lock; with `locking_mode = EXCLUSIVE` it keeps the index in heap memory and
+//!   calls neither, and every write goes straight to the file. Any other change of the WAL
+//!   index's or the database file's locks writes the buffer out too.
+//!
 //! A crash loses only buffered bytes, which no commit had published: the state a crash in the
 //! middle of SQLite's own frame writes leaves, which recovery already handles. The database file
-//! is the default VFS's, wrapped only to see the barrier and the lock; other files (journals,
-//! temporary files) are the default VFS's own. With `locking_mode = EXCLUSIVE` SQLite keeps the
-//! WAL index in heap memory and calls neither hook, which leaves the commit-frame write-out and
-//! the syncs; Almanac never uses that mode.
+//! is the default VFS's, wrapped only to see the barrier, the locks and the shared-memory
+//! mapping; other files (journals, temporary files) are the default VFS's own. Both versions of
+//! this module were reviewed against SQLite 3.50's `wal.c` and `os_unix.c` (docs/PERFORMANCE.md,
+//! session 14).
 
 use std::ffi::{c_int, c_void, CStr};
 use std::ptr;
@@ -111,6 +119,9 @@ struct WalFile {
     start: i64,
     /// A commit frame's header is in the buffer, and its page is next.
     commit_next: bool,
+    /// A write-out failed in this write transaction: its frames are not all in the file, so
+    /// nothing more may be written or published until the write lock is released.
+    lost: bool,
     /// The database file whose WAL this is, linked both ways while both are open (null if it is
     /// not one of this VFS's).
     db: *mut DbFile,
@@ -125,6 +136,9 @@ struct DbFile {
     _real_memory: Vec<u64>,
     /// The open WAL file of the same connection, or null.
     wal: *mut WalFile,
+    /// The WAL index is in shared memory (`xShmMap` was called): SQLite then calls the barrier
+    /// and the lock that the buffer relies on. Not in heap-memory (exclusive) mode.
+    shm_mapped: bool,
 }
 
 /// Index of the WAL write lock among the WAL index's locks (`WAL_WRITE_LOCK` in SQLite's wal.c).
@@ -189,6 +203,7 @@ unsafe extern "C" fn x_open(
                 real,
                 _real_memory: real_memory,
                 wal: ptr::null_mut(),
+                shm_mapped: false,
             },
         );
         return ffi::SQLITE_OK;
@@ -213,6 +228,7 @@ unsafe extern "C" fn x_open(
             buffer: Vec::new(),
             start: 0,
             commit_next: false,
+            lost: false,
             db,
         },
     );
@@ -235,21 +251,51 @@ unsafe fn real(wal: &WalFile) -> &ffi::sqlite3_io_methods {
 impl WalFile {
     /// Writes the buffer out (if it holds anything) and empties it; returns SQLite's result code.
     unsafe fn write_out(&mut self) -> c_int {
+        if self.lost {
+            return ffi::SQLITE_IOERR_WRITE;
+        }
         if self.buffer.is_empty() {
             return ffi::SQLITE_OK;
         }
-        let Some(write) = real(self).xWrite else {
-            return ffi::SQLITE_IOERR_WRITE;
+        let rc = match real(self).xWrite {
+            Some(write) => write(
+                self.real,
+                self.buffer.as_ptr().cast::<c_void>(),
+                self.buffer.len() as c_int,
+                self.start,
+            ),
+            None => ffi::SQLITE_IOERR_WRITE,
         };
-        let rc = write(
-            self.real,
-            self.buffer.as_ptr().cast::<c_void>(),
-            self.buffer.len() as c_int,
-            self.start,
-        );
         self.buffer.clear();
         self.commit_next = false;
+        if rc != ffi::SQLITE_OK {
+            // SQLite treats a failed write as the end of the transaction, but a failed read or
+            // size query (where a write-out can happen too) as a failed statement only: refuse
+            // every later write, so the transaction cannot commit without these frames.
+            self.lost = true;
+        }
         rc
+    }
+
+    /// Whether writes are gathered: only while SQLite calls the hooks the buffer relies on (see
+    /// [`DbFile::shm_mapped`]); otherwise every write goes straight to the file.
+    unsafe fn buffering(&self) -> bool {
+        !self.db.is_null() && (*self.db).shm_mapped
+    }
+
+    /// The end of a write transaction (or a change of lock that may end it): the buffer is
+    /// written out while no other connection can write, and a lost write-out is forgotten, since
+    /// its transaction is over.
+    unsafe fn end_of_write(&mut self) {
+        let rc = self.write_out();
+        if rc != ffi::SQLITE_OK && !self.lost {
+            tracing::warn!(
+                rc,
+                "SQLite WAL frames past the last commit could not be written"
+            );
+        }
+        self.buffer.clear();
+        self.lost = false;
     }
 }
 
@@ -261,6 +307,9 @@ unsafe extern "C" fn x_write(
 ) -> c_int {
     let wal = wal(file);
     let amount = amount.max(0) as usize;
+    if wal.lost {
+        return ffi::SQLITE_IOERR_WRITE;
+    }
     if amount == 0 {
         return ffi::SQLITE_OK;
     }
@@ -270,8 +319,9 @@ unsafe extern "C" fn x_write(
             return rc;
         }
     }
-    if amount > BUFFER || offset < WAL_HEADER {
-        // The WAL header, or a write too large to gather: straight to the file, in order.
+    if amount > BUFFER || offset < WAL_HEADER || !wal.buffering() {
+        // The WAL header, a write too large to gather, or a connection that is not buffering:
+        // straight to the file, in order.
         let rc = wal.write_out();
         if rc != ffi::SQLITE_OK {
             return rc;
@@ -290,11 +340,16 @@ unsafe extern "C" fn x_write(
     let commit_page = wal.commit_next;
     // A frame header's bytes 4..8 are the database size after the commit in a commit frame, and
     // zero in every other frame.
-    wal.commit_next = amount == FRAME_HEADER && bytes[4..8] != [0; 4];
-    if commit_page || wal.buffer.len() >= BUFFER {
-        return wal.write_out();
-    }
-    ffi::SQLITE_OK
+    let commit_header = amount == FRAME_HEADER && bytes[4..8] != [0; 4];
+    let rc = if commit_page || wal.buffer.len() >= BUFFER {
+        wal.write_out()
+    } else {
+        ffi::SQLITE_OK
+    };
+    // After the write-out, which forgets it: a commit header that filled the buffer still makes
+    // its page write the buffer out.
+    wal.commit_next = commit_header;
+    rc
 }
 
 unsafe extern "C" fn x_read(
@@ -409,7 +464,6 @@ pass_through!(DbFile, db_truncate, xTruncate, c_int, NO_METHOD, (size: i64));
 pass_through!(DbFile, db_sync, xSync, c_int, NO_METHOD, (flags: c_int));
 pass_through!(DbFile, db_file_size, xFileSize, c_int, NO_METHOD, (size: *mut i64));
 pass_through!(DbFile, db_lock, xLock, c_int, NO_METHOD, (level: c_int));
-pass_through!(DbFile, db_unlock, xUnlock, c_int, NO_METHOD, (level: c_int));
 pass_through!(DbFile, db_check_reserved_lock, xCheckReservedLock, c_int, NO_METHOD, (out: *mut c_int));
 pass_through!(DbFile, db_file_control, xFileControl, c_int, ffi::SQLITE_NOTFOUND, (op: c_int, arg: *mut c_void));
 pass_through!(DbFile, db_sector_size, xSectorSize, c_int, 4096, ());
@@ -421,7 +475,6 @@ pass_through!(
     0,
     ()
 );
-pass_through!(DbFile, db_shm_map, xShmMap, c_int, NO_METHOD, (page: c_int, size: c_int, extend: c_int, out: *mut *mut c_void));
 pass_through!(DbFile, db_shm_unmap, xShmUnmap, c_int, NO_METHOD, (delete: c_int));
 pass_through!(DbFile, db_fetch, xFetch, c_int, NO_METHOD, (offset: i64, amount: c_int, out: *mut *mut c_void));
 pass_through!(DbFile, db_unfetch, xUnfetch, c_int, NO_METHOD, (offset: i64, page: *mut c_void));
@@ -444,7 +497,8 @@ unsafe extern "C" fn db_close(file: *mut ffi::sqlite3_file) -> c_int {
 /// elsewhere): everything written to the WAL before it must be in the file.
 unsafe extern "C" fn db_shm_barrier(file: *mut ffi::sqlite3_file) {
     let db = &mut *file.cast::<DbFile>();
-    if !db.wal.is_null() {
+    // After a lost write-out every write fails, so no commit can reach its publication.
+    if !db.wal.is_null() && !(*db.wal).lost {
         let rc = (*db.wal).write_out();
         if rc != ffi::SQLITE_OK {
             // The barrier cannot fail, and what follows it may publish the frames that were not
@@ -462,7 +516,9 @@ unsafe extern "C" fn db_shm_barrier(file: *mut ffi::sqlite3_file) {
 }
 
 /// Releasing the WAL write lock ends a write transaction: the buffer is written out first, while
-/// no other connection may write (see the module's comment).
+/// no other connection may write (see the module's comment). Any other change of the WAL index's
+/// locks writes it out too (it is empty then, but for a connection leaving exclusive locking mode
+/// with frames of a rolled-back transaction still buffered).
 unsafe extern "C" fn db_shm_lock(
     file: *mut ffi::sqlite3_file,
     offset: c_int,
@@ -470,23 +526,48 @@ unsafe extern "C" fn db_shm_lock(
     flags: c_int,
 ) -> c_int {
     let db = &mut *file.cast::<DbFile>();
-    let releases_write_lock = flags & ffi::SQLITE_SHM_UNLOCK != 0
-        && flags & ffi::SQLITE_SHM_EXCLUSIVE != 0
-        && offset <= WAL_WRITE_LOCK
-        && WAL_WRITE_LOCK < offset + n;
-    if releases_write_lock && !db.wal.is_null() {
-        let rc = (*db.wal).write_out();
-        if rc != ffi::SQLITE_OK {
-            // Only frames past the last commit can be left here (a commit writes out at its
-            // barrier), which no one reads: the lock is released all the same.
-            tracing::warn!(
-                rc,
-                "SQLite WAL frames past the last commit could not be written"
-            );
+    if !db.wal.is_null() {
+        let wal = &mut *db.wal;
+        let releases_write_lock = flags & ffi::SQLITE_SHM_UNLOCK != 0
+            && flags & ffi::SQLITE_SHM_EXCLUSIVE != 0
+            && offset <= WAL_WRITE_LOCK
+            && WAL_WRITE_LOCK < offset + n;
+        if releases_write_lock {
+            wal.end_of_write();
+        } else if !wal.lost {
+            let _ = wal.write_out();
         }
     }
     match (*(*db.real).pMethods).xShmLock {
         Some(lock) => lock(db.real, offset, n, flags),
+        None => NO_METHOD,
+    }
+}
+
+/// A change of the database file's lock: the buffer is written out, as for the WAL index's
+/// locks (see [`db_shm_lock`]).
+unsafe extern "C" fn db_unlock(file: *mut ffi::sqlite3_file, level: c_int) -> c_int {
+    let db = &mut *file.cast::<DbFile>();
+    if !db.wal.is_null() && !(*db.wal).lost {
+        let _ = (*db.wal).write_out();
+    }
+    match (*(*db.real).pMethods).xUnlock {
+        Some(unlock) => unlock(db.real, level),
+        None => NO_METHOD,
+    }
+}
+
+unsafe extern "C" fn db_shm_map(
+    file: *mut ffi::sqlite3_file,
+    page: c_int,
+    size: c_int,
+    extend: c_int,
+    out: *mut *mut c_void,
+) -> c_int {
+    let db = &mut *file.cast::<DbFile>();
+    db.shm_mapped = true;
+    match (*(*db.real).pMethods).xShmMap {
+        Some(map) => map(db.real, page, size, extend, out),
         None => NO_METHOD,
     }
 }
@@ -653,14 +734,13 @@ mod tests {
     /// A commit whose last write is not its commit frame's page (SQLite rewrites the checksums of
     /// the frames after one it overwrote, ending with the commit frame's header) is in the file
     /// when the transaction ends, without a sync: a copy of the files taken then, as a crash
-    /// would leave them, recovers it. (It fails with both the barrier and the write-lock hooks
-    /// removed; either one alone writes the header out here.)
-    #[test]
-    fn a_commit_that_rewrites_checksums_is_in_the_file_when_published() {
-        let (dir, path, mut conn) = new_database(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA cache_size = 10; \
-             PRAGMA wal_autocheckpoint = 0; CREATE TABLE t (k INTEGER PRIMARY KEY, v BLOB);",
-        );
+    /// would leave them, recovers it.
+    fn a_commit_that_rewrites_checksums_is_in_the_file(locking_mode: &str) {
+        let (dir, path, mut conn) = new_database(&format!(
+            "PRAGMA locking_mode = {locking_mode}; PRAGMA journal_mode = WAL; \
+             PRAGMA synchronous = NORMAL; PRAGMA cache_size = 10; PRAGMA wal_autocheckpoint = 0; \
+             CREATE TABLE t (k INTEGER PRIMARY KEY, v BLOB);"
+        ));
         let path = path.as_str();
         // Spilled pages written again in the same transaction overwrite their frames.
         conn.batch_execute(
@@ -681,5 +761,19 @@ mod tests {
             .unwrap();
         assert_eq!(check[0].integrity_check, "ok");
         drop(conn);
+    }
+
+    /// Fails with both the barrier and the write-lock hooks removed (either one alone writes the
+    /// last header out here).
+    #[test]
+    fn a_commit_that_rewrites_checksums_is_in_the_file_when_published() {
+        a_commit_that_rewrites_checksums_is_in_the_file("NORMAL");
+    }
+
+    /// In exclusive locking mode SQLite keeps the WAL index in heap memory and calls neither
+    /// hook, so nothing is buffered (fails if the connection buffers all the same).
+    #[test]
+    fn exclusive_locking_mode_writes_straight_through() {
+        a_commit_that_rewrites_checksums_is_in_the_file("EXCLUSIVE");
     }
 }
