@@ -29,7 +29,6 @@
 //! - The connection's own reads of the WAL, syncs, size queries, truncations, file controls and
 //!   its close write the buffer out first; so does any write that does not continue the buffer,
 //!   so bytes reach the file in the order SQLite wrote them.
-//!
 //! - A write-out that fails where SQLite fails only the statement (a read, a size query) would
 //!   leave the transaction able to commit without those frames: after a failed write-out every
 //!   write fails until the write lock is released.
@@ -243,9 +242,9 @@ unsafe fn wal<'a>(file: *mut ffi::sqlite3_file) -> &'a mut WalFile {
     &mut *file.cast::<WalFile>()
 }
 
-/// The wrapped file's methods.
-unsafe fn real(wal: &WalFile) -> &ffi::sqlite3_io_methods {
-    &*(*wal.real).pMethods
+/// The methods of a wrapped (default VFS) file.
+unsafe fn methods<'a>(real: *mut ffi::sqlite3_file) -> &'a ffi::sqlite3_io_methods {
+    &*(*real).pMethods
 }
 
 impl WalFile {
@@ -257,7 +256,7 @@ impl WalFile {
         if self.buffer.is_empty() {
             return ffi::SQLITE_OK;
         }
-        let rc = match real(self).xWrite {
+        let rc = match methods(self.real).xWrite {
             Some(write) => write(
                 self.real,
                 self.buffer.as_ptr().cast::<c_void>(),
@@ -287,14 +286,14 @@ impl WalFile {
     /// written out while no other connection can write, and a lost write-out is forgotten, since
     /// its transaction is over.
     unsafe fn end_of_write(&mut self) {
+        let already_lost = self.lost;
         let rc = self.write_out();
-        if rc != ffi::SQLITE_OK && !self.lost {
+        if rc != ffi::SQLITE_OK && !already_lost {
             tracing::warn!(
                 rc,
                 "SQLite WAL frames past the last commit could not be written"
             );
         }
-        self.buffer.clear();
         self.lost = false;
     }
 }
@@ -326,7 +325,7 @@ unsafe extern "C" fn x_write(
         if rc != ffi::SQLITE_OK {
             return rc;
         }
-        return match real(wal).xWrite {
+        return match methods(wal.real).xWrite {
             Some(write) => write(wal.real, data, amount as c_int, offset),
             None => ffi::SQLITE_IOERR_WRITE,
         };
@@ -363,7 +362,7 @@ unsafe extern "C" fn x_read(
     if rc != ffi::SQLITE_OK {
         return rc;
     }
-    match real(wal).xRead {
+    match methods(wal.real).xRead {
         Some(read) => read(wal.real, out, amount, offset),
         None => ffi::SQLITE_IOERR_READ,
     }
@@ -375,7 +374,7 @@ unsafe extern "C" fn x_close(file: *mut ffi::sqlite3_file) -> c_int {
     if !wal.db.is_null() {
         (*wal.db).wal = ptr::null_mut();
     }
-    let closed = match real(wal).xClose {
+    let closed = match methods(wal.real).xClose {
         Some(close) => close(wal.real),
         None => ffi::SQLITE_OK,
     };
@@ -397,7 +396,7 @@ macro_rules! after_write_out {
             if rc != ffi::SQLITE_OK {
                 return rc;
             }
-            match real(wal).$method {
+            match methods(wal.real).$method {
                 Some(method) => method(wal.real, $($arg),*),
                 None => ffi::SQLITE_IOERR,
             }
@@ -414,7 +413,7 @@ macro_rules! pass_through {
     ($file:ty, $name:ident, $method:ident, $ret:ty, $missing:expr, ($($arg:ident: $ty:ty),*)) => {
         unsafe extern "C" fn $name(file: *mut ffi::sqlite3_file, $($arg: $ty),*) -> $ret {
             let real = (*file.cast::<$file>()).real;
-            match (*(*real).pMethods).$method {
+            match methods(real).$method {
                 Some(method) => method(real, $($arg),*),
                 None => $missing,
             }
@@ -484,7 +483,7 @@ unsafe extern "C" fn db_close(file: *mut ffi::sqlite3_file) -> c_int {
     if !db.wal.is_null() {
         (*db.wal).db = ptr::null_mut();
     }
-    let closed = match (*(*db.real).pMethods).xClose {
+    let closed = match methods(db.real).xClose {
         Some(close) => close(db.real),
         None => ffi::SQLITE_OK,
     };
@@ -510,7 +509,7 @@ unsafe extern "C" fn db_shm_barrier(file: *mut ffi::sqlite3_file) {
             std::process::abort();
         }
     }
-    if let Some(barrier) = (*(*db.real).pMethods).xShmBarrier {
+    if let Some(barrier) = methods(db.real).xShmBarrier {
         barrier(db.real);
     }
 }
@@ -534,11 +533,11 @@ unsafe extern "C" fn db_shm_lock(
             && WAL_WRITE_LOCK < offset + n;
         if releases_write_lock {
             wal.end_of_write();
-        } else if !wal.lost {
+        } else {
             let _ = wal.write_out();
         }
     }
-    match (*(*db.real).pMethods).xShmLock {
+    match methods(db.real).xShmLock {
         Some(lock) => lock(db.real, offset, n, flags),
         None => NO_METHOD,
     }
@@ -548,10 +547,10 @@ unsafe extern "C" fn db_shm_lock(
 /// locks (see [`db_shm_lock`]).
 unsafe extern "C" fn db_unlock(file: *mut ffi::sqlite3_file, level: c_int) -> c_int {
     let db = &mut *file.cast::<DbFile>();
-    if !db.wal.is_null() && !(*db.wal).lost {
+    if !db.wal.is_null() {
         let _ = (*db.wal).write_out();
     }
-    match (*(*db.real).pMethods).xUnlock {
+    match methods(db.real).xUnlock {
         Some(unlock) => unlock(db.real, level),
         None => NO_METHOD,
     }
@@ -566,7 +565,7 @@ unsafe extern "C" fn db_shm_map(
 ) -> c_int {
     let db = &mut *file.cast::<DbFile>();
     db.shm_mapped = true;
-    match (*(*db.real).pMethods).xShmMap {
+    match methods(db.real).xShmMap {
         Some(map) => map(db.real, page, size, extend, out),
         None => NO_METHOD,
     }
@@ -588,6 +587,15 @@ mod tests {
         n: i64,
     }
 
+    /// `PRAGMA integrity_check`'s one row ("ok" for a sound database).
+    fn integrity(conn: &mut SqliteConnection) -> String {
+        let check = diesel::sql_query("PRAGMA integrity_check")
+            .load::<IntegrityCheck>(conn)
+            .unwrap();
+        assert_eq!(check.len(), 1, "one row per problem");
+        check.into_iter().next().unwrap().integrity_check
+    }
+
     fn count(conn: &mut SqliteConnection) -> i64 {
         diesel::sql_query("SELECT COUNT(*) AS n FROM t")
             .get_result::<Count>(conn)
@@ -607,15 +615,14 @@ mod tests {
     }
 
     fn writes_in_one_connection_are_read_by_another(synchronous: &str) {
-        register().expect("registered");
-        // SAFETY: the default VFS is registered and lives for the process.
-        let default = unsafe { CStr::from_ptr((*ffi::sqlite3_vfs_find(ptr::null())).zName) };
-        assert_eq!(default, NAME);
         let (_dir, path, mut writer) = new_database(&format!(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; \
              PRAGMA wal_autocheckpoint = 0; \
              CREATE TABLE t (k INTEGER PRIMARY KEY, v BLOB); CREATE INDEX t_v ON t (v);"
         ));
+        // SAFETY: the default VFS is registered (by `new_database`) and lives for the process.
+        let default = unsafe { CStr::from_ptr((*ffi::sqlite3_vfs_find(ptr::null())).zName) };
+        assert_eq!(default, NAME);
         let path = path.as_str();
         let mut reader = SqliteConnection::establish(path).unwrap();
         let mut stored = 0;
@@ -635,11 +642,7 @@ mod tests {
         reader
             .batch_execute("PRAGMA wal_checkpoint(TRUNCATE)")
             .unwrap();
-        let check = diesel::sql_query("PRAGMA integrity_check")
-            .load::<IntegrityCheck>(&mut reader)
-            .unwrap();
-        assert_eq!(check.len(), 1);
-        assert_eq!(check[0].integrity_check, "ok");
+        assert_eq!(integrity(&mut reader), "ok");
         // A third connection, opened after the writer's frames were written, agrees.
         drop(writer);
         let mut fresh = SqliteConnection::establish(path).unwrap();
@@ -682,10 +685,7 @@ mod tests {
         let mut other = SqliteConnection::establish(path).unwrap();
         assert_eq!(count(&mut other), 4000);
         assert_eq!(count(&mut conn), 4000);
-        let check = diesel::sql_query("PRAGMA integrity_check")
-            .load::<IntegrityCheck>(&mut other)
-            .unwrap();
-        assert_eq!(check[0].integrity_check, "ok");
+        assert_eq!(integrity(&mut other), "ok");
     }
 
     /// Rollbacks of transactions that spilled frames, each followed by another connection's
@@ -717,17 +717,11 @@ mod tests {
                 .unwrap();
             assert_eq!(count(&mut first), 500 * round, "round {round}");
             assert_eq!(count(&mut second), 500 * round, "round {round}");
-            let check = diesel::sql_query("PRAGMA integrity_check")
-                .load::<IntegrityCheck>(&mut second)
-                .unwrap();
-            assert_eq!(check[0].integrity_check, "ok", "round {round}");
+            assert_eq!(integrity(&mut second), "ok", "round {round}");
         }
         drop(first);
         let mut fresh = SqliteConnection::establish(path).unwrap();
-        let check = diesel::sql_query("PRAGMA integrity_check")
-            .load::<IntegrityCheck>(&mut fresh)
-            .unwrap();
-        assert_eq!(check[0].integrity_check, "ok");
+        assert_eq!(integrity(&mut fresh), "ok");
         assert_eq!(count(&mut fresh), 2500);
     }
 
@@ -756,10 +750,7 @@ mod tests {
         std::fs::copy(format!("{path}-wal"), format!("{}-wal", copy.display())).unwrap();
         let mut recovered = SqliteConnection::establish(copy.to_str().unwrap()).unwrap();
         assert_eq!(count(&mut recovered), 1000);
-        let check = diesel::sql_query("PRAGMA integrity_check")
-            .load::<IntegrityCheck>(&mut recovered)
-            .unwrap();
-        assert_eq!(check[0].integrity_check, "ok");
+        assert_eq!(integrity(&mut recovered), "ok");
         drop(conn);
     }
 
