@@ -48,7 +48,11 @@ impl AppState {
         let options = config.db_options();
         let writer = IngestWriter::start(
             db.clone(),
-            &WriterOptions::new(options.connect_timeout, options.sqlite_wal_autocheckpoint),
+            &WriterOptions {
+                // NORMAL syncs nothing at commit, so there is nothing to move off the writer.
+                sync_off_thread: options.sqlite_synchronous != "NORMAL",
+                ..WriterOptions::new(options.connect_timeout, options.sqlite_wal_autocheckpoint)
+            },
         );
         let audit = &config.audit;
         let auth = Authenticator::new(

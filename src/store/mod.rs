@@ -18,6 +18,7 @@ mod trait_numbers;
 #[cfg(test)]
 mod trait_values;
 pub mod wal_index;
+mod wal_sync;
 pub mod writer;
 
 use diesel::connection::Connection;

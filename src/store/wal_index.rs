@@ -52,17 +52,7 @@ impl WalIndex {
     /// Opens the WAL index of the main database of `conn` (SQLite, in WAL mode). `None` when
     /// there is none to read: PostgreSQL, an in-memory database, a VFS without a `-shm` file.
     pub fn open(conn: &mut AnyConnection) -> Option<WalIndex> {
-        if !matches!(conn, AnyConnection::Sqlite(_)) {
-            return None;
-        }
-        let databases = Sql::new("PRAGMA database_list")
-            .typed::<(Integer, Text, Text)>()
-            .load::<(i32, String, String)>(conn)
-            .ok()?;
-        let (_, _, file) = databases.into_iter().find(|(_, name, _)| name == "main")?;
-        if file.is_empty() {
-            return None; // in memory, or a temporary database
-        }
+        let file = database_file(conn)?;
         File::open(format!("{file}-shm"))
             .ok()
             .map(|shm| WalIndex { shm })
@@ -74,6 +64,20 @@ impl WalIndex {
         self.shm.read_exact_at(&mut bytes, 0).ok()?;
         parse(&bytes)
     }
+}
+
+/// The path of the main database file of `conn` (SQLite); `None` on PostgreSQL, and for an
+/// in-memory or temporary database, which has no file.
+pub fn database_file(conn: &mut AnyConnection) -> Option<String> {
+    if !matches!(conn, AnyConnection::Sqlite(_)) {
+        return None;
+    }
+    let databases = Sql::new("PRAGMA database_list")
+        .typed::<(Integer, Text, Text)>()
+        .load::<(i32, String, String)>(conn)
+        .ok()?;
+    let (_, _, file) = databases.into_iter().find(|(_, name, _)| name == "main")?;
+    (!file.is_empty()).then_some(file)
 }
 
 /// The frames recorded in the first 100 bytes of a WAL index.

@@ -87,41 +87,71 @@ async fn first_then_announced(
     (first, second)
 }
 
-/// SQLite's single writer waits for a batch being decoded.
+/// SQLite's single writer waits for a batch being decoded, and leaves one of the batches in
+/// flight out of each group: with three announced, the first two are stored together (the second
+/// waited for while it was decoded) and answered while the third is still on its way, which the
+/// next commit stores.
 #[actix_web::test]
-async fn sqlite_a_batch_being_decoded_joins_the_group_that_waits_for_it() {
+async fn sqlite_a_group_waits_for_a_batch_being_decoded_and_leaves_one_out() {
     let db = TestDb::new(Backend::Sqlite);
     let writer = writer_on(&db, 40_000);
-    // The writer holds the first batch until the announced one is queued, and commits both.
-    let (first, second) = first_then_announced(&writer, ["a", "b"], 10).await;
-    assert_eq!((first.stored, second.stored), (10, 10));
-    assert_eq!(writer.commits(), 1, "both batches in one commit");
-}
-
-/// SQLite's single writer, having stored two batches at a time, waits for a second one.
-#[actix_web::test]
-async fn sqlite_after_groups_of_two_a_lone_batch_waits_for_its_partner() {
-    let db = TestDb::new(Backend::Sqlite);
-    let writer = writer_on(&db, 40_000);
-
-    // Two clients in step: the first pair arrives together and is stored together.
-    first_then_announced(&writer, ["a1", "b1"], 5).await;
-    assert_eq!(writer.commits(), 1);
-
-    // Then one client comes back before the other has even started its request: the writer,
-    // having stored two batches at a time, waits for the second.
-    let early = tokio::spawn({
-        let writer = writer.clone();
-        async move { writer.submit(batch("a2", 5), None, None).await }
+    let started = Instant::now();
+    let [second_arrival, third_arrival] = [writer.arriving(), writer.arriving()];
+    let first = tokio::spawn({
+        let (writer, events) = (writer.clone(), batch("a", 10));
+        async move { writer.submit(events, None, None).await }
     });
     tokio::time::sleep(PAUSE).await;
-    assert!(!early.is_finished(), "the lone batch waits for its partner");
-    writer
-        .submit(batch("b2", 5), None, None)
+    assert!(
+        !first.is_finished(),
+        "the first batch waits for the one being decoded"
+    );
+    let second = writer
+        .submit(batch("b", 10), None, Some(second_arrival))
         .await
-        .expect("stored");
-    early.await.expect("the task ends").expect("stored");
-    assert_eq!(writer.commits(), 2, "the second pair in one commit");
+        .expect("the second batch is stored");
+    let first = first
+        .await
+        .expect("the task ends")
+        .expect("the first batch is stored");
+    assert_eq!((first.stored, second.stored), (10, 10));
+    assert_eq!(writer.commits(), 1, "the first two batches in one commit");
+    // Answered long before the linger would have ended: the group did not wait for the third.
+    assert!(started.elapsed() < LINGER, "took {:?}", started.elapsed());
+    let third = writer
+        .submit(batch("c", 10), None, Some(third_arrival))
+        .await
+        .expect("the third batch is stored");
+    assert_eq!(third.stored, 10);
+    assert_eq!(
+        writer.commits(),
+        2,
+        "the batch left out in a commit of its own"
+    );
+}
+
+/// SQLite's single writer with two clients in step: each batch is committed alone, and the first
+/// is answered without waiting for the other client's batch (which is being decoded), so that
+/// the writer stores one client's batch while the other gets its answer and sends again.
+#[actix_web::test]
+async fn sqlite_two_clients_in_step_are_stored_apart() {
+    let db = TestDb::new(Backend::Sqlite);
+    let writer = writer_on(&db, 40_000);
+    let started = Instant::now();
+    let second_arrival = writer.arriving();
+    let first = writer
+        .submit(batch("a", 10), None, None)
+        .await
+        .expect("the first batch is stored");
+    assert_eq!(first.stored, 10);
+    assert!(started.elapsed() < LINGER, "took {:?}", started.elapsed());
+    assert_eq!(writer.commits(), 1, "the first batch committed alone");
+    let second = writer
+        .submit(batch("b", 10), None, Some(second_arrival))
+        .await
+        .expect("the second batch is stored");
+    assert_eq!(second.stored, 10);
+    assert_eq!(writer.commits(), 2);
 }
 
 /// PostgreSQL's two writers: a batch is never held back for another while the other writer is
@@ -444,9 +474,13 @@ async fn a_batch_that_fails_in_the_database_fails_alone(backend: Backend) {
 async fn sqlite_the_writer_stores_only_valid_references() {
     let db = TestDb::new(Backend::Sqlite);
     let writer = writer_on(&db, 40_000);
+    // Three batches announced: the first two share a commit (see
+    // `sqlite_a_group_waits_for_a_batch_being_decoded_and_leaves_one_out`).
+    let third_arrival = writer.arriving();
     let (first, second) = first_then_announced(&writer, ["x", "y"], 20).await;
     assert_eq!((first.stored, second.stored), (20, 20));
     assert_eq!(writer.commits(), 1, "both batches in one commit");
+    drop(third_arrival);
     // The same events again, with one new and an audit record: only the new one is stored,
     // and the record with it.
     let mut again = batch("x", 20);
@@ -506,4 +540,44 @@ async fn sqlite_dropping_the_writer_waits_for_its_threads() {
     );
     let mut conn = diesel::SqliteConnection::establish(path).expect("open the SQLite file");
     assert_eq!(count_events(&mut conn), 50);
+}
+
+/// SQLite under `synchronous = FULL`: the writer's commits are made durable by a WAL sync on a
+/// thread of its own (`store::wal_sync`), and a batch is answered only after it. Here the sync
+/// cannot happen (the WAL's name is gone, so the sync thread cannot open it): the batch gets a 503
+/// saying so instead of a 201. With `sync_off_thread` off (a store configured `NORMAL`) nothing
+/// waits for a sync, and the same batch is answered as stored.
+#[actix_web::test]
+async fn sqlite_a_batch_is_answered_only_after_its_wal_sync() {
+    for sync_off_thread in [true, false] {
+        let db = TestDb::new(Backend::Sqlite);
+        let options = WriterOptions {
+            linger: LINGER,
+            sync_off_thread,
+            ..WriterOptions::new(Duration::from_secs(5), 40_000)
+        };
+        let writer = IngestWriter::start(db.open_migrated(), &options);
+        let first = writer
+            .submit(batch("before", 3), None, None)
+            .await
+            .expect("stored and synced");
+        assert_eq!(first.stored, 3);
+        let wal = format!("{}-wal", sqlite_path(&db));
+        std::fs::remove_file(&wal).expect("the WAL exists while the writer is open");
+        let outcome = writer.submit(batch("after", 3), None, None).await;
+        use actix_web::ResponseError;
+        if sync_off_thread {
+            let error = outcome.expect_err("no sync, no 201");
+            assert_eq!(
+                error.status_code(),
+                actix_web::http::StatusCode::SERVICE_UNAVAILABLE
+            );
+            assert!(
+                error.to_string().contains("could not be synced to disk"),
+                "{error}"
+            );
+        } else {
+            assert_eq!(outcome.expect("nothing waits for a sync").stored, 3);
+        }
+    }
 }

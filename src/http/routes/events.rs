@@ -208,7 +208,7 @@ pub async fn show_event(
         (status = 413, description = "Body or batch too large", body = ErrorBody),
         (status = 415, description = "Neither application/json nor application/x-ndjson", body = ErrorBody),
         (status = 429, description = "The caller's ingest rate limit (limits.ingest_events_per_second); Retry-After says when to retry", body = ErrorBody),
-        (status = 503, description = "The database is unavailable; nothing stored", body = ErrorBody),
+        (status = 503, description = "The database is unavailable (nothing stored), or (SQLite) the batch was committed but its sync to disk failed; retrying stores what is missing and reports the rest as duplicates", body = ErrorBody),
     )
 )]
 #[post("/v2/events")]
