@@ -23,11 +23,18 @@
 //! events. A power loss in that window (milliseconds) loses those events, which no client was told
 //! were stored. A process crash loses nothing committed, as in any WAL mode.
 //!
-//! A failed sync answers every batch that was waiting for it with a 503 and logs the error: the
-//! events may or may not be on disk, and a retry stores those that are missing (and reports the
-//! others as duplicates).
+//! The thread keeps one descriptor of the WAL open: Linux reports a failed write-back once to
+//! each descriptor that was open when it failed, and never to one opened later, so a descriptor
+//! opened for each sync could miss a failure that another sync (the checkpoint's, say) had
+//! already reported. It opens the file again only if the WAL's name now stands for another file.
+//! A failed sync answers every batch that was waiting for it with a 503 and logs the error, and
+//! after it the thread confirms nothing more (every later stored batch gets the 503 too) until the
+//! server is restarted: pages whose write-back failed may be dropped by the kernel, and a later
+//! sync that succeeds says nothing about them. The events may or may not be on disk; a retry
+//! after the restart stores those that are missing and reports the others as duplicates.
 
 use std::fs::File;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, Sender};
 
@@ -84,42 +91,80 @@ impl WalSync {
 }
 
 fn run(wal: &Path, answers: &Receiver<Vec<Answer>>) {
-    // The WAL's directory entry is synced once, by the first sync (see `sync`).
-    let mut directory_synced = false;
+    let mut file = WalFile::new(wal);
+    // Set by the first failed sync: nothing is confirmed after it (see the module's comment).
+    let mut failed = false;
     while let Ok(mut waiting) = answers.recv() {
         // Every group committed so far shares this sync.
         while let Ok(more) = answers.try_recv() {
             waiting.extend(more);
         }
-        let synced = sync(wal, &mut directory_synced);
-        if let Err(error) = &synced {
-            tracing::error!(%error, batches = waiting.len(), "the WAL could not be synced; failing the batches of the commits it holds");
+        if !failed {
+            if let Err(error) = file.sync() {
+                tracing::error!(%error, batches = waiting.len(), "the WAL could not be synced; failing the batches of the commits it holds, and every later one until the server is restarted");
+                failed = true;
+            }
         }
-        let error = synced.err().map(|_| unsynced());
+        let error = failed.then(unsynced);
         for answer in waiting {
             answer.send(error.as_ref().map_or(Ok(()), Err));
         }
     }
 }
 
-/// `fdatasync` on the WAL. The first time, also `fsync` on its directory: SQLite syncs the
-/// directory entry of a WAL it creates on that connection's first sync, and the connection that
-/// created this one may never sync it (the writer's does not, under `NORMAL`).
-fn sync(wal: &Path, directory_synced: &mut bool) -> std::io::Result<()> {
-    File::open(wal)?.sync_data()?;
-    if !*directory_synced {
-        if let Some(directory) = wal.parent().filter(|d| !d.as_os_str().is_empty()) {
-            File::open(directory)?.sync_all()?;
+/// The WAL, through one descriptor kept open (see the module's comment).
+struct WalFile<'p> {
+    path: &'p Path,
+    /// The open WAL, and its (device, inode).
+    open: Option<(File, (u64, u64))>,
+    directory_synced: bool,
+}
+
+impl WalFile<'_> {
+    fn new(path: &Path) -> WalFile<'_> {
+        WalFile {
+            path,
+            open: None,
+            directory_synced: false,
         }
-        *directory_synced = true;
     }
-    Ok(())
+
+    /// `fdatasync` on the WAL, opening it first if the descriptor kept is not the file that the
+    /// WAL's name stands for now (the first time; or if every connection closed and the WAL was
+    /// made again). A WAL that is not there is an error: the writer's connection keeps it while it
+    /// is open, so nothing proves the commit durable. The first time, it also syncs the WAL's
+    /// directory, as SQLite does for a WAL it creates on that connection's first sync (the
+    /// connection that created it may never sync, as the writer's does not under `NORMAL`); like
+    /// SQLite, it only logs a failure there.
+    fn sync(&mut self) -> std::io::Result<()> {
+        let named = std::fs::metadata(self.path)?;
+        let identity = (named.dev(), named.ino());
+        let file = match &self.open {
+            Some((file, open)) if *open == identity => file,
+            _ => {
+                let file = File::open(self.path)?;
+                let meta = file.metadata()?;
+                &self.open.insert((file, (meta.dev(), meta.ino()))).0
+            }
+        };
+        file.sync_data()?;
+        if !self.directory_synced {
+            self.directory_synced = true;
+            if let Some(directory) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                if let Err(error) = File::open(directory).and_then(|d| d.sync_all()) {
+                    tracing::warn!(%error, "the WAL's directory could not be synced");
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 fn unsynced() -> ApiError {
     ApiError::Unavailable(
-        "The batch was committed but could not be synced to disk; retry the request (events \
-         already stored are reported as duplicates)."
+        "The batch was committed but could not be synced to disk, and after a failed disk sync \
+         the server confirms no batch until it is restarted; retry then (events already stored \
+         are reported as duplicates)."
             .into(),
     )
 }
@@ -128,15 +173,30 @@ fn unsynced() -> ApiError {
 mod tests {
     use super::*;
 
+    fn inode(file: &WalFile<'_>) -> Option<u64> {
+        file.open.as_ref().map(|(_, (_, ino))| *ino)
+    }
+
     #[test]
-    fn syncs_an_existing_wal_and_its_directory() {
+    fn keeps_one_descriptor_while_the_name_stands_for_the_same_file() {
         let dir = tempfile::tempdir().expect("a temporary directory");
-        let database = dir.path().join("store.db");
-        std::fs::write(format!("{}-wal", database.display()), b"frames").expect("a WAL");
-        let mut directory_synced = false;
-        let wal = PathBuf::from(format!("{}-wal", database.display()));
-        sync(&wal, &mut directory_synced).expect("the sync succeeds");
-        assert!(directory_synced);
+        let path = dir.path().join("store.db-wal");
+        std::fs::write(&path, b"frames").expect("a WAL");
+        let mut wal = WalFile::new(&path);
+        wal.sync().expect("the first sync succeeds");
+        assert!(wal.directory_synced);
+        let first = inode(&wal).expect("the WAL is open");
+        wal.sync().expect("the second sync succeeds");
+        assert_eq!(inode(&wal), Some(first), "the same descriptor");
+
+        // The WAL made again under the same name (a new file): the next sync opens it.
+        let replaced = dir.path().join("other");
+        std::fs::write(&replaced, b"new frames").expect("a new file");
+        let new = std::fs::metadata(&replaced).expect("its metadata").ino();
+        std::fs::rename(&replaced, &path).expect("it takes the WAL's name");
+        wal.sync().expect("the sync after the replacement succeeds");
+        assert_eq!(inode(&wal), Some(new));
+        assert_ne!(new, first);
     }
 
     #[test]
@@ -144,9 +204,9 @@ mod tests {
         // The writer's connection keeps its WAL while it is open, so a WAL that is not there was
         // removed by something else, and nothing proves the commit durable.
         let dir = tempfile::tempdir().expect("a temporary directory");
-        let wal = dir.path().join("gone.db-wal");
-        let mut directory_synced = false;
-        assert!(sync(&wal, &mut directory_synced).is_err());
-        assert!(!directory_synced);
+        let path = dir.path().join("gone.db-wal");
+        let mut wal = WalFile::new(&path);
+        assert!(wal.sync().is_err());
+        assert!(inode(&wal).is_none());
     }
 }

@@ -84,11 +84,18 @@ impl Answer {
     /// Sends the outcome; if `durable` is an error, a stored batch gets that error instead (a
     /// batch that failed keeps its own).
     pub fn send(self, durable: Result<(), &ApiError>) {
-        let outcome = match (self.outcome, durable) {
+        let Answer {
+            reply,
+            outcome,
+            _in_flight,
+        } = self;
+        let outcome = match (outcome, durable) {
             (Ok(_), Err(error)) => Err(error.replicate()),
             (outcome, _) => outcome,
         };
-        let _ = self.reply.send(outcome);
+        // No longer in flight before the client can send again, so it is never counted twice.
+        drop(_in_flight);
+        let _ = reply.send(outcome);
     }
 }
 
