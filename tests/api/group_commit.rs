@@ -64,7 +64,8 @@ fn batch(prefix: &str, n: usize) -> Vec<NewEvent> {
 }
 
 /// Two batches of `n` events: the first queued alone, the second announced (its body being read)
-/// before the first is queued and queued a pause later. Returns both outcomes.
+/// before the first is queued and queued a pause later; the first must still be waiting for it
+/// then. Returns both outcomes.
 async fn first_then_announced(
     writer: &IngestWriter,
     prefixes: [&str; 2],
@@ -76,6 +77,10 @@ async fn first_then_announced(
         async move { writer.submit(events, None, None).await }
     });
     tokio::time::sleep(PAUSE).await;
+    assert!(
+        !first.is_finished(),
+        "the first batch waits for the one being decoded"
+    );
     let second = writer
         .submit(batch(prefixes[1], n), None, Some(announced))
         .await
@@ -96,24 +101,8 @@ async fn sqlite_a_group_waits_for_a_batch_being_decoded_and_leaves_one_out() {
     let db = TestDb::new(Backend::Sqlite);
     let writer = writer_on(&db, 40_000);
     let started = Instant::now();
-    let [second_arrival, third_arrival] = [writer.arriving(), writer.arriving()];
-    let first = tokio::spawn({
-        let (writer, events) = (writer.clone(), batch("a", 10));
-        async move { writer.submit(events, None, None).await }
-    });
-    tokio::time::sleep(PAUSE).await;
-    assert!(
-        !first.is_finished(),
-        "the first batch waits for the one being decoded"
-    );
-    let second = writer
-        .submit(batch("b", 10), None, Some(second_arrival))
-        .await
-        .expect("the second batch is stored");
-    let first = first
-        .await
-        .expect("the task ends")
-        .expect("the first batch is stored");
+    let third_arrival = writer.arriving();
+    let (first, second) = first_then_announced(&writer, ["a", "b"], 10).await;
     assert_eq!((first.stored, second.stored), (10, 10));
     assert_eq!(writer.commits(), 1, "the first two batches in one commit");
     // Answered long before the linger would have ended: the group did not wait for the third.
